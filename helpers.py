@@ -1,0 +1,1086 @@
+"""TDT4265 Assignment 2: a NumPy multi-layer perceptron for MNIST, and the tools the report uses.
+
+The module reads top to bottom in the order `assignment2.ipynb` uses it:
+
+    data -> preprocessing -> activations and loss -> model -> gradient check -> training
+    -> experiments (cache, parallel runs) -> analysis -> plots -> widgets
+
+Notation follows the derivation in the notebook (Task 1): ``i`` indexes inputs, ``j`` hidden units,
+``k`` outputs; ``z = a_prev @ w`` is a layer's pre-activation, ``a = f(z)`` its activation, and
+``delta = dC/dz``. Weights are stored as the course's starter code stores them, one matrix per layer
+of shape ``(fan_in, fan_out)``, so ``w[i, j]`` is the weight written ``w_ji`` in the derivation.
+
+Everything random takes an explicit ``np.random.Generator``; nothing here seeds NumPy globally.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import gzip
+import hashlib
+import io
+import json
+import os
+import struct
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import warnings
+import zlib
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+PROJECT_DIR = Path(__file__).resolve().parent
+
+# ================================================================================================
+# Data: the four original MNIST IDX files, verified
+# ================================================================================================
+
+#: SHA-256 of the *decompressed* IDX bytes, as published for the original distribution.
+MNIST_FILES: dict[str, str] = {
+    "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+    "train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+    "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+    "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+}
+#: Expected IDX header of each file: (magic number, dimensions).
+_IDX_SHAPES: dict[str, tuple[int, tuple[int, ...]]] = {
+    "train-images-idx3-ubyte": (0x0803, (60000, 28, 28)),
+    "train-labels-idx1-ubyte": (0x0801, (60000,)),
+    "t10k-images-idx3-ubyte": (0x0803, (10000, 28, 28)),
+    "t10k-labels-idx1-ubyte": (0x0801, (10000,)),
+}
+#: Public HTTPS mirrors of the gzipped files, tried in order.
+MNIST_MIRRORS: tuple[str, ...] = (
+    "https://ossci-datasets.s3.amazonaws.com/mnist/",
+    "https://storage.googleapis.com/cvdf-datasets/mnist/",
+)
+#: The assignment's split: the first 20000 training images train, the 10000 test images validate.
+NUM_TRAIN, NUM_VAL, NUM_CLASSES = 20000, 10000, 10
+
+_HOW_TO_FIX = (
+    "Set the environment variable MNIST_DIR (or pass data_dir=) to a folder holding the four "
+    "original MNIST files (train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, "
+    "t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz; gzipped or not)."
+)
+
+
+class MnistError(RuntimeError):
+    """A MNIST file is missing, damaged or could not be downloaded. The message says what to do."""
+
+
+def mnist_dir(data_dir: str | os.PathLike | None = None) -> Path:
+    """The folder the loader reads: ``data_dir``, else ``$MNIST_DIR``, else ``<project>/data/mnist``."""
+    if data_dir is not None:
+        return Path(data_dir)
+    if os.environ.get("MNIST_DIR"):
+        return Path(os.environ["MNIST_DIR"])
+    return PROJECT_DIR / "data" / "mnist"
+
+
+def parse_idx(raw: bytes, name: str, source: str = "") -> np.ndarray:
+    """Check and decode one decompressed IDX file.
+
+    Args:
+        raw: the decompressed bytes.
+        name: the file's base name (a key of ``MNIST_FILES``), which fixes the expected header.
+        source: where the bytes came from, for error messages.
+    Returns:
+        uint8 array of the shape in the header: (N, 28, 28) for images, (N,) for labels.
+    Raises:
+        MnistError: wrong magic number, wrong dimensions, wrong length or wrong checksum.
+    """
+    where = source or name
+    magic, dims = _IDX_SHAPES[name]
+    header_len = 4 + 4 * len(dims)
+    if len(raw) < header_len:
+        raise MnistError(f"{where}: truncated: {len(raw)} bytes, shorter than the IDX header. "
+                         f"Delete it and fetch it again. {_HOW_TO_FIX}")
+    got_magic = struct.unpack(">I", raw[:4])[0]
+    if got_magic != magic:
+        raise MnistError(f"{where}: wrong IDX magic number 0x{got_magic:08x} (expected "
+                         f"0x{magic:08x}): this is not the file {name}. {_HOW_TO_FIX}")
+    got_dims = struct.unpack(f">{len(dims)}I", raw[4:header_len])
+    if got_dims != dims:
+        raise MnistError(f"{where}: IDX dimensions {got_dims}, expected {dims}. {_HOW_TO_FIX}")
+    if len(raw) != header_len + int(np.prod(dims)):
+        raise MnistError(f"{where}: truncated: {len(raw) - header_len} data bytes, expected "
+                         f"{int(np.prod(dims))}. Delete it and fetch it again. {_HOW_TO_FIX}")
+    digest = hashlib.sha256(raw).hexdigest()
+    if digest != MNIST_FILES[name]:
+        raise MnistError(f"{where}: SHA-256 of the decompressed bytes is {digest}, expected "
+                         f"{MNIST_FILES[name]}: the file is damaged or altered. Delete it and "
+                         f"fetch it again. {_HOW_TO_FIX}")
+    return np.frombuffer(raw, dtype=np.uint8, offset=header_len).reshape(dims)
+
+
+def _decompress(blob: bytes, source: str) -> bytes:
+    """Gunzip ``blob`` if it is gzipped (magic 1f 8b), else return it unchanged."""
+    if blob[:2] != b"\x1f\x8b":
+        return blob
+    try:
+        return gzip.decompress(blob)
+    except EOFError:
+        raise MnistError(f"{source}: truncated gzip stream (the download or copy was cut short). "
+                         f"Delete it and fetch it again. {_HOW_TO_FIX}") from None
+    except (gzip.BadGzipFile, zlib.error, OSError) as err:
+        raise MnistError(f"{source}: corrupt gzip data ({err}). Delete it and fetch it again. "
+                         f"{_HOW_TO_FIX}") from None
+
+
+def _find_file(folder: Path, name: str) -> Path | None:
+    for candidate in (folder / f"{name}.gz", folder / name):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def read_mnist_file(path: Path, name: str) -> np.ndarray:
+    """Read, decompress (if gzipped) and verify one IDX file; see `parse_idx`."""
+    blob = path.read_bytes()
+    if name in path.name and path.suffix == ".gz" and blob[:2] != b"\x1f\x8b":
+        raise MnistError(f"{path}: named .gz but not gzip data. Delete it and fetch it again. "
+                         f"{_HOW_TO_FIX}")
+    return parse_idx(_decompress(blob, str(path)), name, str(path))
+
+
+def download_mnist_file(name: str, folder: Path, mirrors: Sequence[str] = MNIST_MIRRORS,
+                        timeout: float = 30.0) -> Path:
+    """Fetch ``name``.gz from the first mirror that serves a verified copy; write it atomically.
+
+    The bytes go to a temporary file in ``folder``, are verified (gzip, IDX header, SHA-256) and
+    only then renamed to ``folder/name.gz``; nothing partial or unverified is ever left where the
+    loader would trust it. Raises MnistError naming every mirror and why it failed.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    failures = []
+    for mirror in mirrors:
+        url = mirror.rstrip("/") + f"/{name}.gz"
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as response:
+                blob = response.read()
+            parse_idx(_decompress(blob, url), name, url)
+        except (urllib.error.URLError, OSError, MnistError) as err:
+            failures.append(f"{url}: {getattr(err, 'reason', err)}")
+            continue
+        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".partial", dir=folder)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(blob)
+            os.replace(tmp, folder / f"{name}.gz")
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        return folder / f"{name}.gz"
+    raise MnistError(f"{name} is missing from {folder} and could not be downloaded (offline?):\n  "
+                     + "\n  ".join(failures) + f"\n{_HOW_TO_FIX}")
+
+
+def load_mnist(data_dir: str | os.PathLike | None = None, *, download: bool = True,
+               mirrors: Sequence[str] = MNIST_MIRRORS) -> tuple[np.ndarray, ...]:
+    """The assignment's MNIST split, verified.
+
+    Args:
+        data_dir: folder with the four IDX files (gzipped or not); default: see `mnist_dir`.
+        download: fetch missing files from ``mirrors`` into that folder.
+    Returns:
+        X_train: uint8 (20000, 784), the first 20000 training images, flattened row by row.
+        Y_train: int64 (20000,), digits 0-9.
+        X_val: uint8 (10000, 784), the 10000 test images.
+        Y_val: int64 (10000,).
+    Raises:
+        MnistError: a file is missing (and could not be downloaded) or fails verification.
+    """
+    folder = mnist_dir(data_dir)
+    arrays = {}
+    for name in MNIST_FILES:
+        path = _find_file(folder, name)
+        if path is None:
+            if not download:
+                raise MnistError(f"{name}(.gz) is missing from {folder}. {_HOW_TO_FIX}")
+            path = download_mnist_file(name, folder, mirrors)
+        arrays[name] = read_mnist_file(path, name)
+    X_train = arrays["train-images-idx3-ubyte"][:NUM_TRAIN].reshape(NUM_TRAIN, -1)
+    Y_train = arrays["train-labels-idx1-ubyte"][:NUM_TRAIN].astype(np.int64)
+    X_val = arrays["t10k-images-idx3-ubyte"].reshape(NUM_VAL, -1)
+    Y_val = arrays["t10k-labels-idx1-ubyte"].astype(np.int64)
+    return X_train, Y_train, X_val, Y_val
+
+
+# ================================================================================================
+# Preprocessing: normalisation with training-set statistics, the bias trick, one-hot targets
+# ================================================================================================
+
+def pixel_statistics(X_train: np.ndarray) -> tuple[float, float]:
+    """Mean and (population) standard deviation of *all* pixels of the training set, as floats.
+
+    Computed once, on the training set only, and applied unchanged to every split: the network
+    must see the same input transformation at validation time as during training.
+    """
+    X = np.asarray(X_train, dtype=np.float64)
+    return float(X.mean()), float(X.std())
+
+
+def pre_process_images(X: np.ndarray, mean: float, std: float,
+                       dtype: type = np.float32) -> np.ndarray:
+    """Normalise images with the *training-set* statistics and append the bias input.
+
+    Args:
+        X: (N, 784) images in [0, 255], any numeric dtype.
+        mean, std: scalars from `pixel_statistics` of the training set (never of X itself).
+        dtype: float32 for training, float64 for gradient checks.
+    Returns:
+        (N, 785) array ``[(X - mean) / std, 1]`` of ``dtype``.
+    """
+    X = np.asarray(X)
+    if X.ndim != 2 or X.shape[1] != 784:
+        raise ValueError(f"pre_process_images expects images of shape (N, 784), got {X.shape}; "
+                         "flatten 28x28 images with X.reshape(len(X), -1).")
+    if not std > 0:
+        raise ValueError(f"std must be positive, got {std}: compute it with pixel_statistics().")
+    out = np.empty((X.shape[0], 785), dtype=dtype)
+    out[:, :784] = (X - mean) / std
+    out[:, 784] = 1.0
+    return out
+
+
+def one_hot_encode(Y: np.ndarray, num_classes: int) -> np.ndarray:
+    """Integer labels (N,) or (N, 1) -> one-hot float (N, num_classes)."""
+    Y = np.asarray(Y).reshape(-1)
+    if Y.size and (Y.min() < 0 or Y.max() >= num_classes):
+        raise ValueError(f"labels must lie in [0, {num_classes}), got range "
+                         f"[{Y.min()}, {Y.max()}]")
+    out = np.zeros((Y.size, num_classes))
+    out[np.arange(Y.size), Y] = 1.0
+    return out
+
+
+# ================================================================================================
+# Activations and loss
+# ================================================================================================
+
+def sigmoid(z: np.ndarray) -> np.ndarray:
+    """Logistic function 1 / (1 + e^-z), computed without overflow warnings for large |z|."""
+    return 0.5 * (1.0 + np.tanh(0.5 * z))
+
+
+def sigmoid_slope(z: np.ndarray) -> np.ndarray:
+    """f'(z) = f(z) (1 - f(z)) for the logistic sigmoid."""
+    s = sigmoid(z)
+    return s * (1.0 - s)
+
+
+def improved_sigmoid(z: np.ndarray) -> np.ndarray:
+    """LeCun's scaled tanh, f(z) = 1.7159 tanh(2z/3): f(+-1) = +-1, zero-centred outputs."""
+    return 1.7159 * np.tanh(2.0 * z / 3.0)
+
+
+def improved_sigmoid_slope(z: np.ndarray) -> np.ndarray:
+    """f'(z) = 1.7159 * 2/3 * (1 - tanh^2(2z/3))."""
+    t = np.tanh(2.0 * z / 3.0)
+    return (1.7159 * 2.0 / 3.0) * (1.0 - t * t)
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of (N, K) logits, shifted by the row maximum so exp never overflows."""
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def cross_entropy_loss(targets: np.ndarray, outputs: np.ndarray) -> float:
+    """Cross-entropy averaged over the batch, C = -(1/N) sum_n sum_k y_k log(yhat_k).
+
+    Args:
+        targets: (N, K) one-hot labels.
+        outputs: (N, K) softmax probabilities.
+    A probability that underflowed to 0 is read as the smallest positive float of its dtype, so
+    the loss stays finite (at most about 87 in float32) unless the outputs are NaN.
+    """
+    if targets.shape != outputs.shape:
+        raise ValueError(f"targets {targets.shape} and outputs {outputs.shape} differ in shape")
+    tiny = np.finfo(outputs.dtype).tiny if outputs.dtype.kind == "f" else 1e-300
+    log_p = np.log(np.maximum(outputs, tiny))
+    return float(-np.sum(targets * log_p) / targets.shape[0])
+
+
+def accuracy(targets: np.ndarray, outputs: np.ndarray) -> float:
+    """Fraction of rows where argmax(outputs) equals argmax(targets) (targets one-hot)."""
+    return float(np.mean(outputs.argmax(axis=1) == targets.argmax(axis=1)))
+
+
+# ================================================================================================
+# Model
+# ================================================================================================
+
+class SoftmaxModel:
+    """A fully connected network: (improved) sigmoid hidden layers and a softmax output layer.
+
+    Attributes:
+        ws: list of weight matrices; ``ws[l]`` has shape (fan_in, fan_out), fan_in = 785 (784
+            pixels + the bias input) for the first layer and the previous layer's width after.
+        grads: one gradient per weight matrix, same shapes, filled by `backward`.
+        zs, activations: what the last `forward` kept for `backward` (as in Nielsen's network.py):
+            ``activations[0]`` is the input X, ``zs[l] = activations[l] @ ws[l]`` and
+            ``activations[l+1] = f(zs[l])`` (softmax for the last layer).
+    """
+
+    def __init__(self, neurons_per_layer: Sequence[int], use_improved_sigmoid: bool = False,
+                 use_improved_weight_init: bool = False, rng: np.random.Generator | None = None,
+                 dtype: type = np.float32, input_size: int = 785):
+        """
+        Args:
+            neurons_per_layer: widths of the hidden layers, then 10 outputs, e.g. [64, 10].
+            use_improved_sigmoid: 1.7159 tanh(2z/3) in the hidden layers instead of the logistic.
+            use_improved_weight_init: w ~ N(0, 1/fan_in) instead of U(-1, 1).
+            rng: the generator that draws the initial weights (required for reproducibility).
+            dtype: float32 for training, float64 for gradient checks.
+        """
+        if rng is None:
+            raise ValueError("pass rng=np.random.default_rng(seed): the initial weights must "
+                             "come from an explicit generator")
+        self.neurons_per_layer = list(neurons_per_layer)
+        self.use_improved_sigmoid = use_improved_sigmoid
+        self.use_improved_weight_init = use_improved_weight_init
+        self.f = improved_sigmoid if use_improved_sigmoid else sigmoid
+        self.f_prime = improved_sigmoid_slope if use_improved_sigmoid else sigmoid_slope
+        self.ws = []
+        fan_in = input_size
+        for fan_out in self.neurons_per_layer:
+            if use_improved_weight_init:
+                w = rng.normal(0.0, 1.0 / np.sqrt(fan_in), size=(fan_in, fan_out))
+            else:
+                w = rng.uniform(-1.0, 1.0, size=(fan_in, fan_out))
+            self.ws.append(w.astype(dtype))
+            fan_in = fan_out
+        self.grads = [np.zeros_like(w) for w in self.ws]
+        self.zs: list[np.ndarray] = []
+        self.activations: list[np.ndarray] = []
+
+    @property
+    def num_parameters(self) -> int:
+        """Number of trainable parameters (the bias lives in the first matrix's last row)."""
+        return sum(w.size for w in self.ws)
+
+    def forward(self, X: np.ndarray) -> np.ndarray:
+        """(N, 785) inputs -> (N, 10) softmax probabilities; keeps `zs` and `activations`."""
+        if X.ndim != 2 or X.shape[1] != self.ws[0].shape[0]:
+            raise ValueError(f"forward expects inputs of shape (N, {self.ws[0].shape[0]}), got "
+                             f"{X.shape}: did you run pre_process_images (bias trick)?")
+        self.activations, self.zs = [X], []
+        a = X
+        for l, w in enumerate(self.ws):
+            z = a @ w
+            a = softmax(z) if l == len(self.ws) - 1 else self.f(z)
+            self.zs.append(z)
+            self.activations.append(a)
+        return a
+
+    def backward(self, X: np.ndarray, outputs: np.ndarray, targets: np.ndarray) -> None:
+        """Gradients of the batch-mean cross-entropy into `grads`, walking the layers in reverse.
+
+        Output layer: delta_k = -(y_k - yhat_k) (divided by N for the batch mean).
+        Hidden layers: delta_j = f'(z_j) * sum_k w_kj delta_k, i.e. ``f'(z) * (delta @ w.T)``.
+        Each weight: dC/dw_ji = delta_j a_i, i.e. ``grads[l] = activations[l].T @ delta``.
+
+        Args:
+            X: (N, 785) the inputs given to the last `forward` call.
+            outputs: (N, 10) what that call returned.
+            targets: (N, 10) one-hot labels.
+        """
+        if outputs.shape != targets.shape:
+            raise ValueError(f"outputs {outputs.shape} and targets {targets.shape} differ")
+        if not self.activations or self.activations[0] is not X:
+            self.forward(X)
+        delta = (outputs - targets) / X.shape[0]
+        for l in range(len(self.ws) - 1, -1, -1):
+            self.grads[l] = self.activations[l].T @ delta
+            if l > 0:
+                delta = self.f_prime(self.zs[l - 1]) * (delta @ self.ws[l].T)
+
+    def zero_grad(self) -> None:
+        self.grads = [np.zeros_like(w) for w in self.ws]
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """(N, 785) -> (N, 10) probabilities, without keeping anything for backward."""
+        a = X
+        for l, w in enumerate(self.ws):
+            z = a @ w
+            a = softmax(z) if l == len(self.ws) - 1 else self.f(z)
+        return a
+
+
+def count_parameters(neurons_per_layer: Sequence[int], input_size: int = 785) -> int:
+    """Weights of a network with these layer widths: sum of fan_in * fan_out over the layers."""
+    sizes = [input_size, *neurons_per_layer]
+    return sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+
+
+# ================================================================================================
+# Gradient check
+# ================================================================================================
+
+def gradient_check_errors(model: SoftmaxModel, X: np.ndarray, Y: np.ndarray,
+                          epsilon: float = 1e-3, max_weights_per_layer: int | None = None,
+                          rng: np.random.Generator | None = None) -> list[dict]:
+    """Compare `backward` with centred differences, weight by weight.
+
+    Args:
+        model: the network (use dtype=float64).
+        X: (N, 785) inputs; Y: (N, 10) one-hot targets.
+        epsilon: the finite-difference step.
+        max_weights_per_layer: check a random sample of this many weights per layer (None: all).
+        rng: draws that sample.
+    Returns:
+        One dict per layer: ``layer``, ``shape``, ``checked`` (number of weights),
+        ``max_abs_error`` = max |a - n| and ``max_rel_error`` = max |a - n| / max(|a| + |n|, 1e-12),
+        with a the analytic and n the numerical gradient.
+    """
+    model.backward(X, model.forward(X), Y)
+    analytic = [g.copy() for g in model.grads]
+    rows = []
+    for l, w in enumerate(model.ws):
+        indices = list(np.ndindex(w.shape))
+        if max_weights_per_layer is not None and max_weights_per_layer < len(indices):
+            rng = rng if rng is not None else np.random.default_rng(0)
+            picks = rng.choice(len(indices), size=max_weights_per_layer, replace=False)
+            indices = [indices[p] for p in sorted(picks)]
+        max_abs = max_rel = 0.0
+        for idx in indices:
+            original = w[idx]
+            w[idx] = original + epsilon
+            loss_plus = cross_entropy_loss(Y, model.forward(X))
+            w[idx] = original - epsilon
+            loss_minus = cross_entropy_loss(Y, model.forward(X))
+            w[idx] = original
+            numerical = (loss_plus - loss_minus) / (2 * epsilon)
+            error = abs(analytic[l][idx] - numerical)
+            max_abs = max(max_abs, error)
+            max_rel = max(max_rel, error / max(abs(analytic[l][idx]) + abs(numerical), 1e-12))
+        rows.append(dict(layer=l, shape=tuple(w.shape), checked=len(indices),
+                         max_abs_error=float(max_abs), max_rel_error=float(max_rel)))
+    model.grads = analytic
+    return rows
+
+
+def gradient_approximation_test(model: SoftmaxModel, X: np.ndarray, Y: np.ndarray,
+                                epsilon: float = 1e-3) -> None:
+    """The course's check: every weight's analytic gradient within epsilon**2 of the numerical one.
+
+    Raises AssertionError naming the layer and the worst error if the check fails.
+    """
+    for row in gradient_check_errors(model, X, Y, epsilon):
+        assert row["max_abs_error"] <= epsilon ** 2, (
+            f"gradient check failed in layer {row['layer']} {row['shape']}: max |analytic - "
+            f"numerical| = {row['max_abs_error']:.3g} > epsilon^2 = {epsilon ** 2:.3g}")
+
+
+# ================================================================================================
+# Training: one frozen config per run, mini-batch SGD with momentum, validation, early stopping
+# ================================================================================================
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that determines a training run. The defaults are the assignment's values.
+
+    ``learning_rate=None`` means the assignment's choice: 0.1, or 0.02 with momentum.
+    ``train_size``/``val_size`` take the first so many images of each split (the report's quick
+    mode uses fewer); ``checks_per_epoch`` validation checks per epoch (5: every 125 steps).
+    """
+    neurons_per_layer: tuple[int, ...] = (64, 10)
+    use_improved_weight_init: bool = False
+    use_improved_sigmoid: bool = False
+    use_momentum: bool = False
+    learning_rate: float | None = None
+    momentum_gamma: float = 0.9
+    batch_size: int = 32
+    num_epochs: int = 50
+    early_stopping_patience: int = 50
+    shuffle: bool = True
+    seed: int = 0
+    train_size: int = NUM_TRAIN
+    val_size: int = NUM_VAL
+    checks_per_epoch: int = 5
+
+    def __post_init__(self):
+        layers = self.neurons_per_layer
+        if isinstance(layers, (int, np.integer)) or not isinstance(layers, Iterable):
+            raise ValueError(f"neurons_per_layer must be a list of layer widths ending in 10, "
+                             f"e.g. [64, 10]; got {layers!r}")
+        layers = tuple(layers)
+        if len(layers) == 0:
+            raise ValueError("neurons_per_layer is empty: give the hidden widths then 10, e.g. "
+                             "[64, 10]")
+        if not all(isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n > 0
+                   for n in layers):
+            raise ValueError(f"neurons_per_layer must hold positive integers, got {layers!r}")
+        if layers[-1] != NUM_CLASSES:
+            raise ValueError(f"neurons_per_layer must end with the {NUM_CLASSES} output units, "
+                             f"got {layers!r}")
+        object.__setattr__(self, "neurons_per_layer", tuple(int(n) for n in layers))
+        if self.learning_rate is None:
+            object.__setattr__(self, "learning_rate", 0.02 if self.use_momentum else 0.1)
+        checks = {
+            "learning_rate": self.learning_rate > 0 and np.isfinite(self.learning_rate),
+            "momentum_gamma": 0 <= self.momentum_gamma < 1,
+            "train_size": 1 <= self.train_size <= NUM_TRAIN,
+            "val_size": 1 <= self.val_size <= NUM_VAL,
+            "batch_size": 1 <= self.batch_size <= self.train_size,
+            "num_epochs": self.num_epochs >= 1,
+            "early_stopping_patience": self.early_stopping_patience >= 1,
+            "checks_per_epoch": self.checks_per_epoch >= 0,
+        }
+        limits = {
+            "learning_rate": "a finite number > 0", "momentum_gamma": "in [0, 1)",
+            "train_size": f"in [1, {NUM_TRAIN}]", "val_size": f"in [1, {NUM_VAL}]",
+            "batch_size": f"in [1, train_size={self.train_size}]", "num_epochs": ">= 1",
+            "early_stopping_patience": ">= 1 validation checks", "checks_per_epoch": ">= 0",
+        }
+        for name, ok in checks.items():
+            if not ok:
+                raise ValueError(f"TrainConfig.{name} must be {limits[name]}, got "
+                                 f"{getattr(self, name)!r}")
+        batches = self.train_size // self.batch_size
+        if self.checks_per_epoch > batches:
+            raise ValueError(f"TrainConfig.checks_per_epoch={self.checks_per_epoch} exceeds the "
+                             f"{batches} batches of an epoch")
+
+    @property
+    def hidden_layers(self) -> tuple[int, ...]:
+        return self.neurons_per_layer[:-1]
+
+    @property
+    def steps_per_epoch(self) -> int:
+        """Batches per epoch; the last partial batch is dropped (20000 // 32 = 625)."""
+        return self.train_size // self.batch_size
+
+    @property
+    def steps_per_check(self) -> int:
+        """Steps between validation checks (625 // 5 = 125); 0 when validation is off."""
+        return self.steps_per_epoch // self.checks_per_epoch if self.checks_per_epoch else 0
+
+    @property
+    def num_parameters(self) -> int:
+        return count_parameters(self.neurons_per_layer)
+
+    def label(self) -> str:
+        """A short readable name, e.g. '[64, 10] init+sig+mom lr=0.02 seed 0'."""
+        tricks = [name for name, on in (("init", self.use_improved_weight_init),
+                                        ("sig", self.use_improved_sigmoid),
+                                        ("mom", self.use_momentum)) if on]
+        return (f"{list(self.neurons_per_layer)} {'+'.join(tricks) or 'plain'} "
+                f"lr={self.learning_rate:g} seed {self.seed}")
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["neurons_per_layer"] = list(self.neurons_per_layer)
+        return d
+
+    def replace(self, **changes) -> "TrainConfig":
+        """A copy with some fields changed; a changed ``use_momentum`` re-derives the default lr."""
+        if "use_momentum" in changes and "learning_rate" not in changes:
+            changes["learning_rate"] = None
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Preprocessed data for training. X: float32 (N, 785); Y: float32 one-hot (N, 10)."""
+    X_train: np.ndarray
+    Y_train: np.ndarray
+    X_val: np.ndarray
+    Y_val: np.ndarray
+    mean: float
+    std: float
+
+
+def prepare_data(X_train: np.ndarray, Y_train: np.ndarray, X_val: np.ndarray, Y_val: np.ndarray,
+                 dtype: type = np.float32) -> Dataset:
+    """Normalise both splits with the training-set statistics, add the bias input, one-hot labels."""
+    mean, std = pixel_statistics(X_train)
+    return Dataset(pre_process_images(X_train, mean, std, dtype),
+                   one_hot_encode(Y_train, NUM_CLASSES).astype(dtype),
+                   pre_process_images(X_val, mean, std, dtype),
+                   one_hot_encode(Y_val, NUM_CLASSES).astype(dtype), mean, std)
+
+
+def batch_indices(num_samples: int, batch_size: int, shuffle: bool,
+                  rng: np.random.Generator) -> Iterable[np.ndarray]:
+    """One epoch of mini-batch indices: one permutation (if shuffling), cut into contiguous
+    batches; the last partial batch is dropped."""
+    order = rng.permutation(num_samples) if shuffle else np.arange(num_samples)
+    for start in range(0, num_samples - batch_size + 1, batch_size):
+        yield order[start:start + batch_size]
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What `train` reports at each validation check (for progress displays)."""
+    label: str
+    epoch: int
+    num_epochs: int
+    step: int
+    val_loss: float
+    val_accuracy: float
+
+
+@dataclass
+class History:
+    """What a run produced.
+
+    Attributes:
+        config: the run's TrainConfig.
+        train_loss: float64 (S,), the mini-batch loss of step 1..S (S = steps taken).
+        check_steps: int64 (C,), the step of each validation check; check 0 is step 0 (the
+            initial weights), then every ``config.steps_per_check`` steps.
+        check_train_loss, val_loss, train_accuracy, val_accuracy: float64 (C,), the loss on the
+            whole training set, the validation loss, and the accuracies at each check.
+        grad_norms: float64 (C, L), the Frobenius norm of dC/dW for each of the L weight matrices,
+            computed at each check on a fixed probe batch (the first 512 training images).
+        best, last: summary dicts of the best check (lowest validation loss) and the last one:
+            step, epoch, train_loss, val_loss, train_accuracy, val_accuracy.
+        stopped_early: early stopping ended the run before ``num_epochs``.
+        diverged: the loss became NaN or infinite; the run was stopped there.
+        seconds: wall time of the run (not part of the reproducible result).
+    """
+    config: TrainConfig
+    train_loss: np.ndarray
+    check_steps: np.ndarray
+    check_train_loss: np.ndarray
+    val_loss: np.ndarray
+    train_accuracy: np.ndarray
+    val_accuracy: np.ndarray
+    grad_norms: np.ndarray
+    best: dict
+    last: dict
+    stopped_early: bool
+    diverged: bool
+    seconds: float
+    num_parameters: int = field(init=False)
+
+    ARRAYS = ("train_loss", "check_steps", "check_train_loss", "val_loss", "train_accuracy",
+              "val_accuracy", "grad_norms")
+
+    def __post_init__(self):
+        self.num_parameters = self.config.num_parameters
+
+    def check_epochs(self) -> np.ndarray:
+        """The check steps in epochs (float)."""
+        return self.check_steps / self.config.steps_per_epoch
+
+    def summary_row(self) -> dict:
+        """One flat row for summary tables."""
+        return dict(label=self.config.label(), params=self.num_parameters,
+                    best_val_loss=self.best["val_loss"], best_val_acc=self.best["val_accuracy"],
+                    best_train_acc=self.best["train_accuracy"], best_step=self.best["step"],
+                    last_val_loss=self.last["val_loss"], last_val_acc=self.last["val_accuracy"],
+                    last_train_acc=self.last["train_accuracy"], last_step=self.last["step"],
+                    last_epoch=self.last["epoch"], stopped_early=self.stopped_early,
+                    diverged=self.diverged, seconds=self.seconds)
+
+
+def sgd_step(model: SoftmaxModel, X: np.ndarray, Y: np.ndarray, learning_rate: float,
+             velocity: list[np.ndarray] | None, gamma: float) -> float:
+    """One mini-batch step; returns the batch loss (before the update).
+
+    Without momentum: w := w - lr dC/dw. With momentum (``velocity`` a list of zero-initialised
+    arrays, one per weight matrix): v := dC/dw + gamma v; w := w - lr v.
+    """
+    outputs = model.forward(X)
+    model.backward(X, outputs, Y)
+    for l, (w, g) in enumerate(zip(model.ws, model.grads)):
+        if velocity is not None:
+            velocity[l] *= gamma
+            velocity[l] += g
+            g = velocity[l]
+        w -= learning_rate * g
+    return cross_entropy_loss(Y, outputs)
+
+
+def _probe_gradient_norms(model: SoftmaxModel, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
+    grads = model.grads
+    model.backward(X, model.forward(X), Y)
+    norms = np.array([np.linalg.norm(g) for g in model.grads], dtype=np.float64)
+    model.grads = grads
+    return norms
+
+
+def train(config: TrainConfig, data: Dataset,
+          progress: Callable[[Progress], None] | None = None) -> tuple[SoftmaxModel, History]:
+    """Train one network as ``config`` says.
+
+    Each epoch shuffles once and walks contiguous batches. Every ``steps_per_check`` steps (and
+    at step 0) it measures the validation loss, the loss and accuracy on the whole training set
+    and the validation accuracy; it keeps the weights of the check with the lowest validation
+    loss and stops early after ``early_stopping_patience`` checks without improvement. A NaN or
+    infinite loss stops the run, marks it diverged and warns.
+
+    Returns:
+        The model holding the best check's weights (the last weights if validation is off), and
+        its History.
+    """
+    rng = np.random.default_rng(config.seed)
+    model = SoftmaxModel(config.neurons_per_layer, config.use_improved_sigmoid,
+                         config.use_improved_weight_init, rng=rng,
+                         dtype=data.X_train.dtype.type)
+    X_train, Y_train = data.X_train[:config.train_size], data.Y_train[:config.train_size]
+    X_val, Y_val = data.X_val[:config.val_size], data.Y_val[:config.val_size]
+    X_probe, Y_probe = X_train[:512], Y_train[:512]
+    velocity = [np.zeros_like(w) for w in model.ws] if config.use_momentum else None
+    label = config.label()
+
+    train_loss: list[float] = []
+    checks: dict[str, list] = {k: [] for k in ("step", "train_loss", "val_loss", "train_accuracy",
+                                               "val_accuracy", "grad_norms")}
+    best_ws, best_index, since_best = [w.copy() for w in model.ws], 0, 0
+    stopped_early = diverged = False
+    start = time.perf_counter()
+
+    def check(step: int, epoch: int) -> bool:
+        """Record a validation check; True when early stopping says stop."""
+        nonlocal best_ws, best_index, since_best
+        train_out, val_out = model.predict(X_train), model.predict(X_val)
+        checks["step"].append(step)
+        checks["train_loss"].append(cross_entropy_loss(Y_train, train_out))
+        checks["val_loss"].append(cross_entropy_loss(Y_val, val_out))
+        checks["train_accuracy"].append(accuracy(Y_train, train_out))
+        checks["val_accuracy"].append(accuracy(Y_val, val_out))
+        checks["grad_norms"].append(_probe_gradient_norms(model, X_probe, Y_probe))
+        if progress is not None:
+            progress(Progress(label, epoch, config.num_epochs, step, checks["val_loss"][-1],
+                              checks["val_accuracy"][-1]))
+        if checks["val_loss"][-1] < checks["val_loss"][best_index]:
+            best_ws, best_index, since_best = [w.copy() for w in model.ws], len(checks["step"]) - 1, 0
+        elif len(checks["step"]) > 1:
+            since_best += 1
+        return since_best >= config.early_stopping_patience
+
+    if config.checks_per_epoch:
+        check(0, 0)
+    step = 0
+    for epoch in range(config.num_epochs):
+        for idx in batch_indices(config.train_size, config.batch_size, config.shuffle, rng):
+            loss = sgd_step(model, X_train[idx], Y_train[idx], config.learning_rate, velocity,
+                            config.momentum_gamma)
+            step += 1
+            train_loss.append(loss)
+            if not np.isfinite(loss) or not all(np.isfinite(w).all() for w in model.ws):
+                warnings.warn(f"run {label}: the loss became {loss} at step {step} (epoch "
+                              f"{epoch}); the run diverged and was stopped there", RuntimeWarning,
+                              stacklevel=2)
+                diverged = True
+                break
+            if config.steps_per_check and step % config.steps_per_check == 0:
+                if check(step, epoch):
+                    stopped_early = True
+                    break
+        if stopped_early or diverged:
+            break
+
+    if not config.checks_per_epoch:  # validation off (benchmarks): one final check
+        check(step, config.num_epochs)
+        best_index, best_ws = 0, [w.copy() for w in model.ws]
+    seconds = time.perf_counter() - start
+
+    def summary(i: int) -> dict:
+        return dict(step=int(checks["step"][i]),
+                    epoch=checks["step"][i] / config.steps_per_epoch,
+                    train_loss=float(checks["train_loss"][i]),
+                    val_loss=float(checks["val_loss"][i]),
+                    train_accuracy=float(checks["train_accuracy"][i]),
+                    val_accuracy=float(checks["val_accuracy"][i]))
+
+    model.ws = best_ws
+    history = History(
+        config=config,
+        train_loss=np.asarray(train_loss, dtype=np.float64),
+        check_steps=np.asarray(checks["step"], dtype=np.int64),
+        check_train_loss=np.asarray(checks["train_loss"], dtype=np.float64),
+        val_loss=np.asarray(checks["val_loss"], dtype=np.float64),
+        train_accuracy=np.asarray(checks["train_accuracy"], dtype=np.float64),
+        val_accuracy=np.asarray(checks["val_accuracy"], dtype=np.float64),
+        grad_norms=np.asarray(checks["grad_norms"], dtype=np.float64).reshape(
+            len(checks["step"]), len(model.ws)),
+        best=summary(best_index), last=summary(len(checks["step"]) - 1),
+        stopped_early=stopped_early, diverged=diverged, seconds=seconds)
+    return model, history
+
+
+# ================================================================================================
+# Experiments: an on-disk cache keyed by config, data and code; independent runs in parallel
+# ================================================================================================
+# Everything above this banner is "the code that produced a result": its text is part of every
+# cache key, so editing the engine invalidates old results while editing plots below does not.
+
+def _engine_source() -> str:
+    text = Path(__file__).read_text(encoding="utf-8")
+    return text[:text.index("# Experiments: an on-disk cache")]
+
+
+CODE_VERSION = hashlib.sha256(
+    (_engine_source() + f"numpy {np.__version__}").encode()).hexdigest()[:16]
+
+
+def default_cache_dir() -> Path:
+    """``$A2_CACHE_DIR``, else ``<project>/cache`` (git-ignored)."""
+    return Path(os.environ.get("A2_CACHE_DIR") or PROJECT_DIR / "cache")
+
+
+def data_fingerprint(data: Dataset) -> str:
+    """SHA-256 (16 hex digits) of the preprocessed arrays, so that a cache entry is tied to data."""
+    h = hashlib.sha256()
+    for a in (data.X_train, data.Y_train, data.X_val, data.Y_val):
+        h.update(str((a.shape, a.dtype.str)).encode())
+        h.update(np.ascontiguousarray(a).data)
+    return h.hexdigest()[:16]
+
+
+def cache_key(config: TrainConfig, fingerprint: str) -> str:
+    blob = json.dumps([config.to_dict(), fingerprint, CODE_VERSION], sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+
+def cache_path(config: TrainConfig, fingerprint: str, cache_dir: Path) -> Path:
+    slug = "-".join(map(str, config.neurons_per_layer))
+    return Path(cache_dir) / f"run-{slug}-{cache_key(config, fingerprint)}.npz"
+
+
+def save_run(path: Path, ws: Sequence[np.ndarray], history: History, fingerprint: str) -> None:
+    """Write a run (weights + history) as one .npz with a JSON header; atomic (temp + rename)."""
+    meta = dict(key=cache_key(history.config, fingerprint), config=history.config.to_dict(),
+                best=history.best, last=history.last, stopped_early=history.stopped_early,
+                diverged=history.diverged, seconds=history.seconds, num_layers=len(ws))
+    arrays = {name: getattr(history, name) for name in History.ARRAYS}
+    arrays.update({f"w{l}": w for l, w in enumerate(ws)})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            np.savez(out, meta=np.array(json.dumps(meta)), **arrays)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def load_run(path: Path, config: TrainConfig,
+             fingerprint: str) -> tuple[list[np.ndarray], History]:
+    """Read a run written by `save_run`; raises (any exception) if it is corrupt or stale."""
+    with np.load(path, allow_pickle=False) as f:
+        meta = json.loads(str(f["meta"]))
+        if meta["key"] != cache_key(config, fingerprint) or meta["config"] != config.to_dict():
+            raise ValueError("the entry belongs to another config, data set or code version")
+        ws = [f[f"w{l}"] for l in range(meta["num_layers"])]
+        arrays = {name: f[name] for name in History.ARRAYS}
+    shapes = [(a, b) for a, b in zip((785, *config.neurons_per_layer), config.neurons_per_layer)]
+    if [w.shape for w in ws] != shapes:
+        raise ValueError(f"weight shapes {[w.shape for w in ws]} differ from {shapes}")
+    history = History(config=config, best=meta["best"], last=meta["last"],
+                      stopped_early=meta["stopped_early"], diverged=meta["diverged"],
+                      seconds=meta["seconds"], **arrays)
+    return ws, history
+
+
+@dataclass
+class Run:
+    """A finished run: its history, the best check's weights, and whether it came from the cache."""
+    history: History
+    ws: list[np.ndarray]
+    cached: bool = False
+
+    @property
+    def config(self) -> TrainConfig:
+        return self.history.config
+
+    def model(self, dtype: type = np.float32) -> SoftmaxModel:
+        """A SoftmaxModel holding this run's (best) weights."""
+        c = self.config
+        model = SoftmaxModel(c.neurons_per_layer, c.use_improved_sigmoid,
+                             c.use_improved_weight_init, rng=np.random.default_rng(c.seed),
+                             dtype=dtype)
+        model.ws = [w.astype(dtype) for w in self.ws]
+        return model
+
+
+@contextlib.contextmanager
+def single_threaded_blas():
+    """Pin BLAS to one thread: OpenBLAS results depend on the thread count, so every run (alone
+    or in parallel) uses one thread and gives the same bits."""
+    from threadpoolctl import threadpool_limits
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
+
+
+def run_experiment(config: TrainConfig, data: Dataset, *, cache_dir: str | os.PathLike | None = None,
+                   use_cache: bool = True, progress: Callable[[Progress], None] | None = None,
+                   fingerprint: str | None = None) -> Run:
+    """Train ``config`` on ``data``, or return the cached result of the same config, data and code.
+
+    A corrupt or stale cache entry is reported with a warning and recomputed, never trusted.
+    ``use_cache=False`` neither reads nor writes the cache.
+    """
+    fingerprint = fingerprint or data_fingerprint(data)
+    path = cache_path(config, fingerprint, Path(cache_dir or default_cache_dir()))
+    if use_cache and path.exists():
+        try:
+            ws, history = load_run(path, config, fingerprint)
+            return Run(history, ws, cached=True)
+        except Exception as err:  # corrupt or stale: say so, recompute, overwrite
+            warnings.warn(f"cache entry {path.name} is unusable ({type(err).__name__}: {err}); "
+                          f"recomputing {config.label()}", RuntimeWarning, stacklevel=2)
+    with single_threaded_blas():
+        model, history = train(config, data, progress)
+    if use_cache:
+        save_run(path, model.ws, history, fingerprint)
+    return Run(history, model.ws)
+
+
+@dataclass
+class _WorkerState:
+    data: Dataset | None = None
+    fingerprint: str = ""
+    queue: object = None
+
+
+_WORKER = _WorkerState()  # per worker process: the data it loaded once, and its progress queue
+
+
+def _worker_init(data_dir: str | None, queue) -> None:
+    _WORKER.data = prepare_data(*load_mnist(data_dir, download=False))
+    _WORKER.fingerprint = data_fingerprint(_WORKER.data)
+    _WORKER.queue = queue
+
+
+def _worker_run(config: TrainConfig, cache_dir: str, use_cache: bool, fingerprint: str) -> Run:
+    if _WORKER.fingerprint != fingerprint:
+        raise RuntimeError(f"worker processes loaded data (fingerprint {_WORKER.fingerprint}) "
+                           f"other than the data passed in ({fingerprint}); pass data_dir= or "
+                           "set MNIST_DIR to the folder the data came from, or processes=1")
+    return run_experiment(config, _WORKER.data, cache_dir=cache_dir, use_cache=use_cache,
+                          progress=_WORKER.queue.put, fingerprint=_WORKER.fingerprint)
+
+
+class ProgressReporter:
+    """Shows which runs are training (epoch, step, validation loss) while they run, then leaves a
+    one-line summary. In Jupyter it updates a single text display in place (so a saved notebook
+    keeps only the summary); elsewhere it prints a line every few seconds to stderr."""
+
+    def __init__(self, total: int, interval: float = 2.0):
+        self.total, self.done, self.interval = total, 0, interval
+        self.active: dict[str, Progress] = {}
+        self.handle, self._last = None, 0.0
+        try:
+            from IPython import get_ipython
+            from IPython.display import display
+            if get_ipython() is not None and "Kernel" in type(get_ipython()).__name__:
+                self.handle = display({"text/plain": f"0/{total} runs ..."}, raw=True,
+                                      display_id=True)
+                self.interval = 0.5
+        except ImportError:
+            pass
+
+    def _show(self, text: str, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last < self.interval:
+            return
+        self._last = now
+        if self.handle is not None:
+            self.handle.update({"text/plain": text}, raw=True)
+        else:
+            print(text, file=sys.stderr, flush=True)
+
+    def update(self, event: Progress) -> None:
+        self.active[event.label] = event
+        lines = [f"{self.done}/{self.total} runs done; training:"] + [
+            f"  {p.label}: epoch {p.epoch + 1}/{p.num_epochs}, step {p.step}, "
+            f"val loss {p.val_loss:.4f}, val acc {p.val_accuracy:.2%}"
+            for p in self.active.values()]
+        self._show("\n".join(lines))
+
+    def finished(self, label: str) -> None:
+        self.done += 1
+        self.active.pop(label, None)
+
+    def close(self, summary: str) -> None:
+        self._show(summary, force=True)
+
+
+def run_experiments(configs: Sequence[TrainConfig], data: Dataset, *,
+                    processes: int | None = None, cache_dir: str | os.PathLike | None = None,
+                    use_cache: bool = True, data_dir: str | os.PathLike | None = None,
+                    quiet: bool = False) -> list[Run]:
+    """Run independent configs, in parallel processes, answering from the cache where it can.
+
+    Args:
+        configs: the runs (duplicates are run once).
+        data: the preprocessed data; worker processes load the same MNIST files themselves
+            (from ``data_dir`` or ``$MNIST_DIR``), which the data fingerprint then confirms.
+        processes: worker processes (default: all cores); 1 runs in this process.
+    Returns:
+        One Run per config, in order. Each worker pins BLAS to one thread, so the results equal
+        a serial run's bit for bit.
+    """
+    cache_dir = str(cache_dir or default_cache_dir())
+    fingerprint = data_fingerprint(data)
+    start = time.perf_counter()
+    results: dict[TrainConfig, Run] = {}
+    todo = []
+    for config in dict.fromkeys(configs):
+        path = cache_path(config, fingerprint, Path(cache_dir))
+        if use_cache and path.exists():
+            try:
+                ws, history = load_run(path, config, fingerprint)
+                results[config] = Run(history, ws, cached=True)
+                continue
+            except Exception as err:
+                warnings.warn(f"cache entry {path.name} is unusable ({type(err).__name__}: "
+                              f"{err}); recomputing {config.label()}", RuntimeWarning)
+        todo.append(config)
+    processes = max(1, min(processes or os.cpu_count() or 1, len(todo)))
+    reporter = ProgressReporter(len(todo)) if todo and not quiet else None
+
+    def on_progress(event: Progress) -> None:
+        if reporter:
+            reporter.update(event)
+
+    if processes == 1 or len(todo) <= 1:
+        for config in todo:
+            results[config] = run_experiment(config, data, cache_dir=cache_dir,
+                                             use_cache=use_cache, progress=on_progress,
+                                             fingerprint=fingerprint)
+            if reporter:
+                reporter.finished(config.label())
+    elif todo:
+        import multiprocessing as mp
+        from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+        ctx = mp.get_context("spawn")
+        with ctx.Manager() as manager:
+            queue = manager.Queue()
+            with ProcessPoolExecutor(processes, mp_context=ctx, initializer=_worker_init,
+                                     initargs=(str(mnist_dir(data_dir)), queue)) as pool:
+                futures = {pool.submit(_worker_run, c, cache_dir, use_cache, fingerprint): c
+                           for c in todo}
+                pending = set(futures)
+                while pending:
+                    finished, pending = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
+                    while not queue.empty():
+                        on_progress(queue.get())
+                    for future in finished:
+                        run = future.result()
+                        if run.history.config != futures[future]:
+                            raise RuntimeError("a worker returned another config's result")
+                        results[futures[future]] = run
+                        if reporter:
+                            reporter.finished(futures[future].label())
+    if reporter:
+        trained = sum(r.history.seconds for r in results.values() if not r.cached)
+        reporter.close(f"{len(configs)} runs: {len(configs) - len(todo)} from the cache, "
+                       f"{len(todo)} trained ({trained:.0f} s of training in "
+                       f"{time.perf_counter() - start:.0f} s on {processes} process"
+                       f"{'es' if processes > 1 else ''})")
+    return [results[c] for c in configs]
