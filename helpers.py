@@ -1084,3 +1084,638 @@ def run_experiments(configs: Sequence[TrainConfig], data: Dataset, *,
                        f"{time.perf_counter() - start:.0f} s on {processes} process"
                        f"{'es' if processes > 1 else ''})")
     return [results[c] for c in configs]
+
+
+# ================================================================================================
+# The report's experiments: settings (full or quick), the named configurations, seeds
+# ================================================================================================
+
+@dataclass(frozen=True)
+class ReportSettings:
+    """How much the report computes. ``quick`` (``A2_QUICK=1``) is for tests: the same code paths
+    on 2000 training / 1000 validation images and 3 epochs."""
+    quick: bool
+    base: TrainConfig
+    seeds: tuple[int, ...] = (0, 1, 2)
+    sweep_widths: tuple[int, ...] = (16, 32, 64, 128)
+    sweep_depths: tuple[int, ...] = (1, 2, 3)
+    sklearn_epochs: int = 20
+    gradient_check_images: int = 100
+
+
+def report_settings(quick: bool | None = None) -> ReportSettings:
+    """The assignment's settings, or the quick ones when ``quick`` (default: ``$A2_QUICK == 1``)."""
+    if quick is None:
+        quick = os.environ.get("A2_QUICK", "0") == "1"
+    if quick:
+        return ReportSettings(True, TrainConfig(num_epochs=3, train_size=2000, val_size=1000,
+                                                early_stopping_patience=5),
+                              sweep_widths=(16, 32, 64), sweep_depths=(1, 2), sklearn_epochs=2,
+                              gradient_check_images=10)
+    return ReportSettings(False, TrainConfig())
+
+
+#: Display names of the report's configurations, by task.
+RUN_NAMES = {
+    "2c": "2c: sigmoid, uniform init",
+    "3a": "3a: + improved init",
+    "3b": "3b: + improved sigmoid",
+    "3c": "3c: + momentum (Task 3 net)",
+    "4a": "4a: 32 hidden units",
+    "4b": "4b: 128 hidden units",
+    "4d": "4d: two hidden layers",
+    "4e": "4e: ten hidden layers",
+}
+
+
+def equal_parameter_width(target: int, depth: int = 2, num_inputs: int = 785,
+                          num_outputs: int = NUM_CLASSES) -> dict:
+    """The width w of ``depth`` equal hidden layers whose weight count is closest to ``target``.
+
+    Parameters: P(w) = num_inputs w + (depth - 1) w^2 + w num_outputs. Solving P(w) = target
+    (the positive root of the quadratic, or the linear solution for depth 1) gives a real width;
+    the integers on both sides are the candidates and the one with the smaller |P(w) - target|
+    wins (ties go to the smaller network).
+
+    Returns: dict(real_width, candidates=[dict(width, params, difference)], width, params).
+    """
+    a, b = depth - 1, num_inputs + num_outputs
+    real = target / b if a == 0 else (-b + np.sqrt(b * b + 4 * a * target)) / (2 * a)
+    candidates = []
+    for w in sorted({max(1, int(np.floor(real))), int(np.ceil(real))}):
+        params = count_parameters([w] * depth + [num_outputs], num_inputs)
+        candidates.append(dict(width=w, params=params, difference=params - target))
+    best = min(candidates, key=lambda c: (abs(c["difference"]), c["width"]))
+    return dict(real_width=float(real), candidates=candidates, width=best["width"],
+                params=best["params"])
+
+
+def report_configs(base: TrainConfig) -> dict[str, TrainConfig]:
+    """The report's runs, keyed as `RUN_NAMES`: each Task 3 trick on top of the previous one,
+    then the Task 4 topologies built on the final Task 3 network."""
+    c3a = base.replace(use_improved_weight_init=True)
+    c3b = c3a.replace(use_improved_sigmoid=True)
+    c3c = c3b.replace(use_momentum=True)
+    width = equal_parameter_width(count_parameters(c3c.neurons_per_layer), depth=2)["width"]
+    return {"2c": base, "3a": c3a, "3b": c3b, "3c": c3c,
+            "4a": c3c.replace(neurons_per_layer=(32, 10)),
+            "4b": c3c.replace(neurons_per_layer=(128, 10)),
+            "4d": c3c.replace(neurons_per_layer=(width, width, 10)),
+            "4e": c3c.replace(neurons_per_layer=(64,) * 10 + (10,))}
+
+
+def sweep_configs(task3: TrainConfig, widths: Sequence[int],
+                  depths: Sequence[int]) -> dict[tuple[int, int], TrainConfig]:
+    """The explorer's grid: ``depth`` hidden layers of ``width`` units, Task 3 tricks on."""
+    return {(d, w): task3.replace(neurons_per_layer=(w,) * d + (NUM_CLASSES,))
+            for d in depths for w in widths}
+
+
+# ================================================================================================
+# Analysis: seed statistics, tables, initialisation statistics, errors of the best network
+# ================================================================================================
+
+def run_metrics(history: History) -> dict[str, float]:
+    """The numbers the report compares, for one run.
+
+    best_val_loss / best_val_accuracy / best_train_accuracy / best_epoch: at the check with the
+    lowest validation loss (the weights early stopping keeps); stop_epoch: where the run ended;
+    val_loss_epoch1: validation loss after one epoch (convergence speed); final_train_accuracy:
+    at the last check; overfit_rise: last minus best validation loss (how far it climbed after
+    the best check, a sign of overfitting)."""
+    h = history
+    after_one = int(np.searchsorted(h.check_steps, h.config.steps_per_epoch))
+    return dict(best_val_loss=h.best["val_loss"], best_val_accuracy=h.best["val_accuracy"],
+                best_train_accuracy=h.best["train_accuracy"], best_epoch=h.best["epoch"],
+                stop_epoch=h.last["epoch"],
+                val_loss_epoch1=float(h.val_loss[min(after_one, h.val_loss.size - 1)]),
+                final_train_accuracy=h.last["train_accuracy"],
+                overfit_rise=h.last["val_loss"] - h.best["val_loss"])
+
+
+def seed_statistics(runs: Sequence[Run]) -> dict[str, tuple[float, float]]:
+    """`run_metrics` over seeds: metric -> (mean, standard deviation with ddof=1; 0 for one run)."""
+    rows = [run_metrics(r.history) for r in runs]
+    out = {}
+    for metric in rows[0]:
+        v = np.array([row[metric] for row in rows], dtype=np.float64)
+        out[metric] = (float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else 0.0)
+    return out
+
+
+def differs_beyond_noise(a: tuple[float, float], b: tuple[float, float], k: float = 2.0) -> bool:
+    """True when two (mean, std) pairs differ by more than ``k`` times their combined std
+    (sqrt(std_a^2 + std_b^2)); with k = 2 roughly a two-sigma difference."""
+    return abs(a[0] - b[0]) > k * float(np.hypot(a[1], b[1]))
+
+
+def mean_std(ms: tuple[float, float], digits: int = 4, percent: bool = False) -> str:
+    """'0.1234 ± 0.0012', or '96.43 ± 0.12 %' for accuracies (digits - 2 decimals)."""
+    m, s = ms
+    if percent:
+        d = max(digits - 2, 0)
+        return f"{100 * m:.{d}f} ± {100 * s:.{d}f} %"
+    return f"{m:.{digits}f} ± {s:.{digits}f}"
+
+
+def compare(before: tuple[float, float], after: tuple[float, float], higher_is_better: bool,
+            percent: bool = False, digits: int = 4) -> str:
+    """'a → b (better|worse, beyond seed noise)' or 'a → b (within seed noise)'."""
+    text = f"{mean_std(before, digits, percent)} → {mean_std(after, digits, percent)}"
+    if not differs_beyond_noise(before, after):
+        return text + " (within seed noise)"
+    better = (after[0] > before[0]) == higher_is_better
+    return text + f" ({'better' if better else 'worse'}, beyond seed noise)"
+
+
+def markdown_table(rows: Sequence[dict], columns: dict[str, str]) -> str:
+    """A Markdown table: ``columns`` maps each row key to its header; values are str()-ed."""
+    lines = ["| " + " | ".join(columns.values()) + " |",
+             "|" + "|".join(["---"] * len(columns)) + "|"]
+    for row in rows:
+        lines.append("| " + " | ".join(str(row[k]) for k in columns) + " |")
+    return "\n".join(lines)
+
+
+def initial_preactivations(X: np.ndarray, use_improved_weight_init: bool,
+                           rng: np.random.Generator, width: int = 64) -> np.ndarray:
+    """Hidden pre-activations z = X w of a freshly initialised first layer: float (N, width)."""
+    w = SoftmaxModel([width, NUM_CLASSES], use_improved_weight_init=use_improved_weight_init,
+                     rng=rng, dtype=X.dtype.type).ws[0]
+    return X @ w
+
+
+def confusion_matrix(labels: np.ndarray, predictions: np.ndarray,
+                     num_classes: int = NUM_CLASSES) -> np.ndarray:
+    """int64 (K, K): entry [t, p] counts images of digit t predicted as p."""
+    cm = np.zeros((num_classes, num_classes), dtype=np.int64)
+    np.add.at(cm, (labels, predictions), 1)
+    return cm
+
+
+def most_confident_mistakes(probabilities: np.ndarray, labels: np.ndarray,
+                            k: int = 12) -> np.ndarray:
+    """Indices of the k misclassified images with the highest predicted probability, descending."""
+    predictions = probabilities.argmax(axis=1)
+    wrong = np.flatnonzero(predictions != labels)
+    confidence = probabilities[wrong, predictions[wrong]]
+    return wrong[np.argsort(-confidence, kind="stable")[:k]]
+
+
+def sklearn_crosscheck(data: Dataset, config: TrainConfig, epochs: int, *,
+                       cache_dir: str | os.PathLike | None = None) -> dict:
+    """Train scikit-learn's MLPClassifier as close to ``config`` as it allows, as an independent
+    check of the accuracy; the result is cached as JSON.
+
+    One hidden layer (the width of ``config``), tanh (the closest to the improved sigmoid),
+    SGD with batch 32, momentum ``gamma`` without Nesterov and the same learning rate, no L2,
+    ``epochs`` epochs, on the same normalised images (without the bias column: scikit-learn adds
+    its own biases). Returns dict(val_accuracy, val_loss, train_accuracy, epochs, seconds).
+    """
+    import sklearn
+    key = hashlib.sha256(json.dumps([config.to_dict(), epochs, data_fingerprint(data),
+                                     sklearn.__version__]).encode()).hexdigest()[:20]
+    path = Path(cache_dir or default_cache_dir()) / f"sklearn-{key}.json"
+    if path.exists():
+        try:
+            return json.loads(path.read_text())
+        except ValueError:
+            warnings.warn(f"cache entry {path.name} is unusable; recomputing", RuntimeWarning)
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.neural_network import MLPClassifier
+    X_train, X_val = data.X_train[:config.train_size, :784], data.X_val[:config.val_size, :784]
+    y_train = data.Y_train[:config.train_size].argmax(1)
+    clf = MLPClassifier(hidden_layer_sizes=config.hidden_layers, activation="tanh", solver="sgd",
+                        alpha=0.0, batch_size=config.batch_size,
+                        learning_rate_init=config.learning_rate,
+                        momentum=config.momentum_gamma if config.use_momentum else 0.0,
+                        nesterovs_momentum=False, max_iter=epochs, shuffle=True,
+                        random_state=config.seed, tol=0.0, n_iter_no_change=epochs + 1)
+    start = time.perf_counter()
+    with warnings.catch_warnings(), single_threaded_blas():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf.fit(X_train, y_train)
+    probabilities = clf.predict_proba(X_val)
+    Y_val = data.Y_val[:config.val_size]
+    result = dict(val_accuracy=accuracy(Y_val, probabilities),
+                  val_loss=cross_entropy_loss(Y_val.astype(np.float64), probabilities),
+                  train_accuracy=float(clf.score(X_train, y_train)), epochs=epochs,
+                  seconds=time.perf_counter() - start)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    with os.fdopen(fd, "w") as out:
+        json.dump(result, out)
+    os.replace(tmp, path)
+    return result
+
+
+def write_results(path: str | os.PathLike, results: dict) -> None:
+    """Write the report's key numbers as sorted, indented JSON (for tests and for diffs)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+
+
+# ================================================================================================
+# Plots: one colour per configuration, training curves, comparisons, diagnostics
+# ================================================================================================
+# Every function returns a matplotlib Figure (not pyplot state): the notebook displays it, and the
+# explorer can draw one from a background thread.
+
+from matplotlib.figure import Figure  # noqa: E402  (plots only; the engine above needs no matplotlib)
+
+#: One colour per configuration, the same in every figure.
+RUN_COLORS = {"2c": "#7f7f7f", "3a": "#1f77b4", "3b": "#ff7f0e", "3c": "#2ca02c",
+              "4a": "#9467bd", "4b": "#8c564b", "4d": "#e377c2", "4e": "#d62728"}
+DEPTH_COLORS = {1: "#2ca02c", 2: "#e377c2", 3: "#17becf", 4: "#bcbd22"}
+
+
+FIGURE_DIR = PROJECT_DIR / "figures"
+
+
+def moving_average(x: np.ndarray, window: int) -> np.ndarray:
+    """Trailing mean over ``window`` values (over fewer at the start); same length as ``x``."""
+    x = np.asarray(x, dtype=np.float64)
+    c = np.concatenate([[0.0], np.cumsum(x)])
+    end = np.arange(1, x.size + 1)
+    start = np.maximum(end - window, 0)
+    return (c[end] - c[start]) / (end - start)
+
+
+def save_figure(fig: Figure, name: str, folder: str | os.PathLike | None = None) -> list[Path]:
+    """Save ``fig`` as ``<name>.png`` (150 dpi, for the web) and ``<name>.pdf`` (vector, for
+    print) in ``folder`` (default: the project's figures/)."""
+    folder = Path(folder or FIGURE_DIR)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = [folder / f"{name}.png", folder / f"{name}.pdf"]
+    fig.savefig(paths[0], dpi=150)
+    fig.savefig(paths[1], metadata={"CreationDate": None})  # no timestamp: same bytes on rerun
+    return paths
+
+
+def _figure(ncols: int = 1, nrows: int = 1, width: float = 6.4,
+            height: float = 3.6, **kw) -> tuple[Figure, np.ndarray]:
+    fig = Figure(figsize=(width, height), layout="constrained")
+    return fig, fig.subplots(nrows, ncols, squeeze=False, **kw).ravel()
+
+
+def _epoch_axis(ax, steps_per_epoch: int) -> None:
+    """A second x-axis on top, in epochs."""
+    ax.secondary_xaxis("top", functions=(lambda s: s / steps_per_epoch,
+                                         lambda e: e * steps_per_epoch)).set_xlabel("epoch")
+
+
+def _zoom(ax, curves: Iterable[np.ndarray], pad: float = 0.08, skip: float = 0.1,
+          lower: float | None = None, upper: float | None = None) -> None:
+    """Y-limits that fit the curves after their first ``skip`` fraction (the fast initial drop
+    would otherwise squash the part worth reading)."""
+    tails = [np.asarray(c, dtype=np.float64)[int(len(c) * skip):] for c in curves if len(c)]
+    values = np.concatenate(tails) if tails else np.array([])
+    values = values[np.isfinite(values)]
+    if values.size:
+        lo, hi = values.min(), values.max()
+        span = max(hi - lo, 1e-3)
+        ax.set_ylim(lo - pad * span if lower is None else lower,
+                    hi + pad * span if upper is None else upper)
+
+
+def _smoothed_train_loss(history: History, window: int | None = None):
+    window = window or history.config.steps_per_check or 1
+    steps = np.arange(1, history.train_loss.size + 1)
+    return steps, moving_average(history.train_loss, window)
+
+
+def plot_training(history: History, title: str = "") -> Figure:
+    """One run: loss (left) and accuracy (right) against gradient steps.
+
+    Training loss is the mini-batch loss averaged over the steps between two checks (125), the
+    other curves are measured at each check; the dotted line marks the check with the lowest
+    validation loss, whose weights early stopping keeps."""
+    fig, (ax_loss, ax_acc) = _figure(2, width=10, height=3.9)
+    steps, smooth = _smoothed_train_loss(history)
+    window = history.config.steps_per_check or 1
+    ax_loss.plot(steps, smooth, color="#1f77b4", lw=1.2,
+                 label=f"training (mean of {window} batches)")
+    ax_loss.plot(history.check_steps, history.val_loss, color="#d62728", lw=1.4,
+                 label="validation")
+    ax_acc.plot(history.check_steps, history.train_accuracy, color="#1f77b4", lw=1.4,
+                label="training (whole set)")
+    ax_acc.plot(history.check_steps, history.val_accuracy, color="#d62728", lw=1.4,
+                label="validation")
+    best = history.best
+    for ax in (ax_loss, ax_acc):
+        ax.axvline(best["step"], color="k", ls=":", lw=1,
+                   label=f"best check (step {best['step']})")
+        ax.set_xlabel("gradient step")
+        ax.grid(alpha=0.3)
+        _epoch_axis(ax, history.config.steps_per_epoch)
+    ax_loss.plot(best["step"], best["val_loss"], "o", color="#d62728")
+    ax_acc.plot(best["step"], best["val_accuracy"], "o", color="#d62728")
+    _zoom(ax_loss, [smooth, history.val_loss], lower=0.0)
+    _zoom(ax_acc, [history.train_accuracy, history.val_accuracy], upper=1.0)
+    ax_loss.set_ylabel("cross-entropy loss")
+    ax_acc.set_ylabel("accuracy")
+    ax_loss.legend(fontsize=8)
+    ax_acc.legend(fontsize=8, loc="lower right")
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def plot_comparison(runs: dict[str, Sequence[Run]], metric: str = "loss",
+                    names: dict[str, str] | None = None, title: str = "") -> Figure:
+    """Several configurations side by side: training (left) and validation (right) curves.
+
+    Args:
+        runs: key -> that configuration's runs over seeds; the first seed is drawn bold, the
+            others thin, so the spread between seeds is visible.
+        metric: "loss" (training loss smoothed over the steps between checks) or "accuracy".
+    """
+    names = names or RUN_NAMES
+    fig, (ax_train, ax_val) = _figure(2, width=10, height=4.0, sharey=True)
+    curves = []
+    for key, seeds in runs.items():
+        color = RUN_COLORS.get(key, "k")
+        for n, run in enumerate(seeds):
+            h = run.history
+            style = dict(color=color, lw=1.4 if n == 0 else 0.6, alpha=1.0 if n == 0 else 0.45,
+                         label=names.get(key, key) if n == 0 else None)
+            if metric == "loss":
+                train_x, train_y = _smoothed_train_loss(h)
+                val_y = h.val_loss
+            else:
+                train_x, train_y, val_y = h.check_steps, h.train_accuracy, h.val_accuracy
+            ax_train.plot(train_x, train_y, **style)
+            ax_val.plot(h.check_steps, val_y, **style)
+            if n == 0:
+                ax_val.plot(h.best["step"], h.best["val_loss" if metric == "loss"
+                                                   else "val_accuracy"], "o", color=color, ms=4)
+            curves += [train_y, val_y]
+    ylabel = "cross-entropy loss" if metric == "loss" else "accuracy"
+    window = next(iter(runs.values()))[0].config.steps_per_check
+    ax_train.set_title(f"training {metric}" + (f" (mean of {window} batches)"
+                                               if metric == "loss" else " (whole set)"))
+    ax_val.set_title(f"validation {metric} (dots: best check)")
+    for ax in (ax_train, ax_val):
+        ax.set_xlabel("gradient step")
+        ax.grid(alpha=0.3)
+    ax_train.set_ylabel(ylabel)
+    if metric == "loss":
+        _zoom(ax_train, curves, lower=0.0)
+    else:
+        _zoom(ax_train, curves, upper=1.0)
+    ax_val.legend(fontsize=8, loc="upper right" if metric == "loss" else "lower right")
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def plot_initialisation(z_uniform: np.ndarray, z_improved: np.ndarray) -> Figure:
+    """Why the improved init helps: hidden pre-activations (left) and logistic-sigmoid slopes
+    (right) of a fresh first layer, under U(-1, 1) and N(0, 1/fan_in) weights."""
+    fig, (ax_z, ax_s) = _figure(2, width=10, height=3.6)
+    for z, name, color in ((z_uniform, "uniform U(-1, 1)", RUN_COLORS["2c"]),
+                           (z_improved, "normal, std 1/sqrt(fan_in)", RUN_COLORS["3a"])):
+        z = np.asarray(z, dtype=np.float64).ravel()
+        ax_z.hist(z, bins=120, range=(-60, 60), density=True, alpha=0.6, color=color,
+                  label=f"{name}: std {z.std():.1f}")
+        slope = sigmoid_slope(z)
+        ax_s.hist(slope, bins=50, range=(0, 0.25), alpha=0.6, color=color,
+                  weights=np.full(z.size, 100.0 / z.size),
+                  label=f"{name}: {np.mean(slope < 0.01):.0%} below 0.01")
+    ax_z.set_xlabel("hidden pre-activation $z_j$")
+    ax_z.set_ylabel("density")
+    ax_z.set_yscale("log")
+    ax_s.set_xlabel(r"sigmoid slope $f'(z_j)$ (at most 0.25)")
+    ax_s.set_ylabel("% of hidden activations")
+    for ax in (ax_z, ax_s):
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+    return fig
+
+
+def plot_gradient_norms(runs: dict[str, Run], names: dict[str, str] | None = None) -> Figure:
+    """Per-layer gradient norms: at initialisation for each network (left), and over training
+    for the deepest one (right), on a log scale."""
+    names = names or RUN_NAMES
+    fig, (ax_init, ax_train) = _figure(2, width=10, height=3.9)
+    for key, run in runs.items():
+        norms = run.history.grad_norms[0]
+        ax_init.semilogy(np.arange(1, norms.size + 1), norms, "o-", color=RUN_COLORS.get(key),
+                         label=names.get(key, key), ms=4)
+    ax_init.set_xlabel("weight matrix (1 = input to first hidden layer)")
+    ax_init.set_ylabel(r"$\|\partial C / \partial W\|$ at initialisation")
+    ax_init.legend(fontsize=8)
+    deep_key = max(runs, key=lambda k: len(runs[k].ws))
+    h = runs[deep_key].history
+    from matplotlib import colormaps
+    colors = [colormaps["viridis"](t) for t in np.linspace(0, 0.95, h.grad_norms.shape[1])]
+    for l in range(h.grad_norms.shape[1]):
+        ax_train.semilogy(h.check_steps, h.grad_norms[:, l], color=colors[l], lw=1.1,
+                          label=f"W{l + 1}" if l in (0, h.grad_norms.shape[1] - 1) or l % 3 == 0
+                          else None)
+    ax_train.set_xlabel("gradient step")
+    ax_train.set_ylabel(r"$\|\partial C / \partial W\|$ (probe batch)")
+    ax_train.set_title(names.get(deep_key, deep_key), fontsize=10)
+    ax_train.legend(fontsize=7, ncol=2)
+    for ax in (ax_init, ax_train):
+        ax.grid(alpha=0.3, which="both")
+    return fig
+
+
+def plot_sweep(sweep: dict[tuple[int, int], Run], highlight: tuple[int, int] = (1, 64)) -> Figure:
+    """The explorer's grid as a static figure: best validation accuracy (left) and parameter
+    count (right) against hidden units per layer, one line per number of hidden layers."""
+    fig, (ax_acc, ax_par) = _figure(2, width=10, height=3.7)
+    for depth in sorted({d for d, _ in sweep}):
+        widths = sorted(w for d, w in sweep if d == depth)
+        runs = [sweep[(depth, w)] for w in widths]
+        color = DEPTH_COLORS.get(depth, "k")
+        label = f"{depth} hidden layer{'s' if depth > 1 else ''}"
+        ax_acc.plot(widths, [r.history.best["val_accuracy"] for r in runs], "o-", color=color,
+                    label=label)
+        ax_par.plot(widths, [r.history.num_parameters for r in runs], "o-", color=color,
+                    label=label)
+    if highlight in sweep:
+        h = sweep[highlight].history
+        ax_acc.plot(highlight[1], h.best["val_accuracy"], "*", ms=14, color=RUN_COLORS["3c"],
+                    label="Task 3 network", zorder=3)
+        ax_par.plot(highlight[1], h.num_parameters, "*", ms=14, color=RUN_COLORS["3c"], zorder=3)
+    for ax in (ax_acc, ax_par):
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("hidden units per layer")
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=8)
+    ax_acc.set_ylabel("best validation accuracy")
+    ax_par.set_ylabel("parameters")
+    ax_par.set_yscale("log")
+    return fig
+
+
+def plot_first_layer_weights(w: np.ndarray, columns: int = 8) -> Figure:
+    """The first layer's incoming weights of each hidden unit as a 28x28 image (bias row
+    dropped), on a symmetric colour scale: red excites, blue inhibits the unit."""
+    units = w.shape[1]
+    rows = int(np.ceil(units / columns))
+    fig, axes = _figure(columns, rows, width=1.1 * columns, height=1.1 * rows)
+    limit = np.abs(w[:784]).max()
+    for j, ax in enumerate(axes):
+        ax.axis("off")
+        if j < units:
+            ax.imshow(w[:784, j].reshape(28, 28), cmap="RdBu_r", vmin=-limit, vmax=limit)
+    return fig
+
+
+def plot_confusion_matrix(cm: np.ndarray) -> Figure:
+    """Counts of (true digit, predicted digit); the colour shows the off-diagonal errors."""
+    fig, (ax,) = _figure(1, width=5.2, height=4.6)
+    errors = cm.astype(np.float64).copy()
+    np.fill_diagonal(errors, 0.0)
+    image = ax.imshow(errors, cmap="Reds")
+    for t in range(cm.shape[0]):
+        for p in range(cm.shape[1]):
+            ax.text(p, t, str(cm[t, p]), ha="center", va="center", fontsize=7,
+                    color="#1a1a1a" if t != p else "#2ca02c", weight="bold" if t == p else None)
+    ax.set_xticks(range(cm.shape[1]))
+    ax.set_yticks(range(cm.shape[0]))
+    ax.set_xlabel("predicted digit")
+    ax.set_ylabel("true digit")
+    fig.colorbar(image, ax=ax, label="misclassified images", shrink=0.85)
+    return fig
+
+
+def plot_mistakes(images: np.ndarray, labels: np.ndarray, probabilities: np.ndarray,
+                  columns: int = 6) -> Figure:
+    """Images (k, 784) titled 'true -> predicted (confidence)'."""
+    rows = int(np.ceil(len(images) / columns))
+    fig, axes = _figure(columns, rows, width=1.45 * columns, height=1.65 * rows)
+    for ax in axes:
+        ax.axis("off")
+    for ax, image, label, p in zip(axes, images, labels, probabilities):
+        ax.imshow(image.reshape(28, 28), cmap="gray_r")
+        ax.set_title(f"{label} → {p.argmax()} ({p.max():.0%})", fontsize=8)
+    return fig
+
+
+def plot_explorer(run: Run, baseline: Run, title: str) -> Figure:
+    """The explorer's view of one network: validation loss and accuracy against the Task 3
+    baseline."""
+    fig, (ax_loss, ax_acc) = _figure(2, width=10, height=3.6)
+    for r, name, color in ((baseline, "Task 3 network [64, 10]", RUN_COLORS["3c"]),
+                           (run, str(list(run.config.neurons_per_layer)), "#d62728")):
+        h = r.history
+        steps, smooth = _smoothed_train_loss(h)
+        ax_loss.plot(steps, smooth, color=color, lw=0.8, alpha=0.5)
+        ax_loss.plot(h.check_steps, h.val_loss, color=color, lw=1.5, label=f"{name}")
+        ax_acc.plot(h.check_steps, h.val_accuracy, color=color, lw=1.5,
+                    label=f"{name}: best {h.best['val_accuracy']:.2%}")
+    ax_loss.set_title("loss (thin: training, thick: validation)", fontsize=10)
+    ax_acc.set_title("validation accuracy", fontsize=10)
+    _zoom(ax_loss, [baseline.history.val_loss, run.history.val_loss], lower=0.0)
+    _zoom(ax_acc, [baseline.history.val_accuracy, run.history.val_accuracy], upper=1.0)
+    for ax in (ax_loss, ax_acc):
+        ax.set_xlabel("gradient step")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(title, fontsize=11)
+    return fig
+
+
+# ================================================================================================
+# Widgets: the hidden-unit explorer
+# ================================================================================================
+
+class HiddenUnitExplorer:
+    """Sliders for hidden units per layer and number of hidden layers (Task 3 tricks on).
+
+    Moving them draws that network's curves against the Task 3 baseline with its parameter count
+    and validation accuracy. Networks already in the cache answer at once; a new one trains in a
+    background thread with a progress bar, so the sliders stay responsive; if the sliders moved
+    on meanwhile, the newest choice is trained next and drawn when ready.
+    """
+
+    def __init__(self, data: Dataset, task3: Run, widths: Sequence[int] = (8, 16, 32, 64, 128, 256),
+                 depths: Sequence[int] = (1, 2, 3, 4), cache_dir: str | os.PathLike | None = None):
+        import threading
+        import ipywidgets as W
+        self.data, self.task3, self.cache_dir = data, task3, cache_dir
+        self.fingerprint = data_fingerprint(data)
+        self.units = W.SelectionSlider(options=list(widths), value=task3.config.hidden_layers[0],
+                                       description="hidden units", continuous_update=False)
+        self.layers = W.SelectionSlider(options=list(depths), value=len(task3.config.hidden_layers),
+                                        description="hidden layers", continuous_update=False)
+        self.status = W.HTML()
+        self.bar = W.IntProgress(min=0, max=task3.config.num_epochs, layout=W.Layout(width="40%"))
+        self.out = W.Output()
+        self.widget = W.VBox([W.HBox([self.units, self.layers]), W.HBox([self.bar, self.status]),
+                              self.out])
+        self._lock = threading.Lock()
+        self._wanted: TrainConfig | None = None
+        self._worker: threading.Thread | None = None
+        self.units.observe(self._on_change, names="value")
+        self.layers.observe(self._on_change, names="value")
+        self.bar.layout.visibility = "hidden"
+        self._on_change()
+
+    def config(self) -> TrainConfig:
+        """The network the sliders point at."""
+        return self.task3.config.replace(
+            neurons_per_layer=(self.units.value,) * self.layers.value + (NUM_CLASSES,))
+
+    def _cached(self, config: TrainConfig) -> Run | None:
+        path = cache_path(config, self.fingerprint, Path(self.cache_dir or default_cache_dir()))
+        try:
+            return Run(*load_run(path, config, self.fingerprint), cached=True)
+        except Exception:
+            return None
+
+    def _draw(self, run: Run) -> None:
+        h = run.history
+        title = (f"{list(run.config.neurons_per_layer)}: {h.num_parameters:,} parameters; "
+                 f"best validation accuracy {h.best['val_accuracy']:.2%} at epoch "
+                 f"{h.best['epoch']:.1f}, last {h.last['val_accuracy']:.2%}")
+        fig = plot_explorer(run, self.task3, title)
+        self.out.clear_output(wait=True)
+        self.out.append_display_data(fig)
+        self.status.value = f"{'from the cache' if run.cached else 'trained just now'}"
+
+    def _on_change(self, change=None) -> None:
+        config = self.config()
+        run = self._cached(config)
+        if run is not None:
+            self._wanted = None
+            self._draw(run)
+            return
+        with self._lock:
+            self._wanted = config
+            busy = self._worker is not None and self._worker.is_alive()
+            if not busy:
+                import threading
+                self._worker = threading.Thread(target=self._train_loop, daemon=True)
+                self._worker.start()
+        self.status.value = (f"<b>training {list(config.neurons_per_layer)}</b> "
+                             f"({config.num_parameters:,} parameters) ...")
+
+    def _train_loop(self) -> None:
+        while True:
+            with self._lock:
+                config, self._wanted = self._wanted, None
+                if config is None:
+                    self.bar.layout.visibility = "hidden"
+                    return
+            self.bar.layout.visibility = "visible"
+            self.bar.value = 0
+
+            def progress(p: Progress, config=config) -> None:
+                self.bar.value = p.epoch
+                self.status.value = (f"<b>training {list(config.neurons_per_layer)}</b>: epoch "
+                                     f"{p.epoch + 1}/{p.num_epochs}, validation accuracy "
+                                     f"{p.val_accuracy:.2%}")
+            try:
+                run = run_experiment(config, self.data, cache_dir=self.cache_dir,
+                                     progress=progress, fingerprint=self.fingerprint)
+            except Exception as err:  # shown, not lost in a background thread
+                self.status.value = f"<b>training failed</b>: {type(err).__name__}: {err}"
+                continue
+            if config == self.config():
+                self._draw(run)

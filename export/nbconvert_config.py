@@ -1,0 +1,44 @@
+"""nbconvert configuration for the graded PDF report.
+
+Usage, from the repository root (nbconvert does not pick this file up by
+itself, so pass it explicitly)::
+
+    jupyter nbconvert --config export/nbconvert_config.py --to pdf assignment2.ipynb
+
+The notebook is exported as it is saved (it is not re-executed): code is
+hidden, outputs are kept, widget stand-ins are dropped and the custom LaTeX
+template in export/templates/report_pdf sets fonts, title block and layout.
+See export/README.md.
+"""
+
+import os
+import sys
+
+EXPORT_DIR = os.path.dirname(os.path.abspath(__file__))
+# Make export/pdf_preprocessors.py importable whatever the working directory.
+if EXPORT_DIR not in sys.path:
+    sys.path.insert(0, EXPORT_DIR)
+
+c = get_config()  # noqa: F821  (provided by traitlets when loading this file)
+
+# --- template: export/templates/report_pdf, extending nbconvert's "latex" ---
+c.LatexExporter.extra_template_basedirs = [os.path.join(EXPORT_DIR, "templates")]
+c.LatexExporter.template_name = "report_pdf"
+
+# --- hide code, keep outputs ---
+c.TemplateExporter.exclude_input = True
+c.TemplateExporter.exclude_input_prompt = True
+c.TemplateExporter.exclude_output_prompt = True
+
+# --- cell tags ---
+c.TagRemovePreprocessor.enabled = True
+c.TagRemovePreprocessor.remove_cell_tags = {"remove_cell_in_pdf"}
+c.TagRemovePreprocessor.remove_all_outputs_tags = {"remove_output_in_pdf"}
+
+# --- our own clean-up (widget reprs, stderr, $$\begin{align}$$) ---
+c.LatexExporter.preprocessors = [
+    "pdf_preprocessors.DropWidgetOutputsPreprocessor",
+    "pdf_preprocessors.SafeDisplayMathPreprocessor",
+]
+
+# The LaTeX engine is nbconvert's default, xelatex (needed for fontspec).
