@@ -19,6 +19,7 @@ import contextlib
 import dataclasses
 import gzip
 import hashlib
+import http.client
 import io
 import json
 import os
@@ -166,7 +167,8 @@ def download_mnist_file(name: str, folder: Path, mirrors: Sequence[str] = MNIST_
             with urllib.request.urlopen(url, timeout=timeout) as response:
                 blob = response.read()
             parse_idx(_decompress(blob, url), name, url)
-        except (urllib.error.URLError, OSError, MnistError) as err:
+        except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError,
+                MnistError) as err:
             failures.append(f"{url}: {getattr(err, 'reason', err)}")
             continue
         fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".partial", dir=folder)
@@ -438,8 +440,12 @@ def gradient_check_errors(model: SoftmaxModel, X: np.ndarray, Y: np.ndarray,
         rng: draws that sample.
     Returns:
         One dict per layer: ``layer``, ``shape``, ``checked`` (number of weights),
-        ``max_abs_error`` = max |a - n| and ``max_rel_error`` = max |a - n| / max(|a| + |n|, 1e-12),
-        with a the analytic and n the numerical gradient.
+        ``max_abs_error`` = max |a - n| and ``max_rel_error`` = max |a - n| / max(|a|, |n|), the
+        maxima over the layer's checked weights, with a the analytic and n the numerical
+        gradient. The error is relative to the layer's largest gradient, not weight by weight:
+        deep sigmoid layers have gradients near 0 (1e-7 .. 1e-10 in the first of ten layers),
+        where |a - n| / (|a| + |n|) would only measure the rounding error of the loss
+        difference, about 1e-16 * C / epsilon.
     """
     model.backward(X, model.forward(X), Y)
     analytic = [g.copy() for g in model.grads]
@@ -450,7 +456,7 @@ def gradient_check_errors(model: SoftmaxModel, X: np.ndarray, Y: np.ndarray,
             rng = rng if rng is not None else np.random.default_rng(0)
             picks = rng.choice(len(indices), size=max_weights_per_layer, replace=False)
             indices = [indices[p] for p in sorted(picks)]
-        max_abs = max_rel = 0.0
+        max_abs = max_scale = 0.0
         for idx in indices:
             original = w[idx]
             w[idx] = original + epsilon
@@ -461,9 +467,10 @@ def gradient_check_errors(model: SoftmaxModel, X: np.ndarray, Y: np.ndarray,
             numerical = (loss_plus - loss_minus) / (2 * epsilon)
             error = abs(analytic[l][idx] - numerical)
             max_abs = max(max_abs, error)
-            max_rel = max(max_rel, error / max(abs(analytic[l][idx]) + abs(numerical), 1e-12))
+            max_scale = max(max_scale, abs(analytic[l][idx]), abs(numerical))
         rows.append(dict(layer=l, shape=tuple(w.shape), checked=len(indices),
-                         max_abs_error=float(max_abs), max_rel_error=float(max_rel)))
+                         max_abs_error=float(max_abs),
+                         max_rel_error=float(max_abs / max(max_scale, 1e-300))))
     model.grads = analytic
     return rows
 
@@ -523,8 +530,23 @@ class TrainConfig:
             raise ValueError(f"neurons_per_layer must end with the {NUM_CLASSES} output units, "
                              f"got {layers!r}")
         object.__setattr__(self, "neurons_per_layer", tuple(int(n) for n in layers))
+        for name in ("batch_size", "num_epochs", "early_stopping_patience", "seed", "train_size",
+                     "val_size", "checks_per_epoch"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+                raise ValueError(f"TrainConfig.{name} must be an integer, got {value!r}")
+            object.__setattr__(self, name, int(value))
         if self.learning_rate is None:
             object.__setattr__(self, "learning_rate", 0.02 if self.use_momentum else 0.1)
+        for name in ("learning_rate", "momentum_gamma"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.integer,
+                                                                 np.floating)):
+                raise ValueError(f"TrainConfig.{name} must be a number, got {value!r}")
+            object.__setattr__(self, name, float(value))
+        for name in ("use_improved_weight_init", "use_improved_sigmoid", "use_momentum",
+                     "shuffle"):
+            object.__setattr__(self, name, bool(getattr(self, name)))
         checks = {
             "learning_rate": self.learning_rate > 0 and np.isfinite(self.learning_rate),
             "momentum_gamma": 0 <= self.momentum_gamma < 1,
@@ -635,7 +657,8 @@ class History:
 
     Attributes:
         config: the run's TrainConfig.
-        train_loss: float64 (S,), the mini-batch loss of step 1..S (S = steps taken).
+        train_loss: float64 (S,), the mini-batch loss of step 1..S (S = steps taken; a
+            diverged run's final non-finite loss is not recorded, the warning reports it).
         check_steps: int64 (C,), the step of each validation check; check 0 is step 0 (the
             initial weights), then every ``config.steps_per_check`` steps.
         check_train_loss, val_loss, train_accuracy, val_accuracy: float64 (C,), the loss on the
@@ -724,6 +747,10 @@ def train(config: TrainConfig, data: Dataset,
         The model holding the best check's weights (the last weights if validation is off), and
         its History.
     """
+    for name, available in (("train_size", len(data.X_train)), ("val_size", len(data.X_val))):
+        if getattr(config, name) > available:
+            raise ValueError(f"TrainConfig.{name}={getattr(config, name)} but the data set has "
+                             f"only {available} such images")
     rng = np.random.default_rng(config.seed)
     model = SoftmaxModel(config.neurons_per_layer, config.use_improved_sigmoid,
                          config.use_improved_weight_init, rng=rng,
@@ -768,11 +795,13 @@ def train(config: TrainConfig, data: Dataset,
             loss = sgd_step(model, X_train[idx], Y_train[idx], config.learning_rate, velocity,
                             config.momentum_gamma)
             step += 1
-            train_loss.append(loss)
+            if np.isfinite(loss):
+                train_loss.append(loss)
             if not np.isfinite(loss) or not all(np.isfinite(w).all() for w in model.ws):
-                warnings.warn(f"run {label}: the loss became {loss} at step {step} (epoch "
-                              f"{epoch}); the run diverged and was stopped there", RuntimeWarning,
-                              stacklevel=2)
+                what = (f"the loss became {loss}" if not np.isfinite(loss)
+                        else "the weights overflowed")
+                warnings.warn(f"run {label}: {what} at step {step} (epoch {epoch}); the run "
+                              f"diverged and was stopped there", RuntimeWarning, stacklevel=2)
                 diverged = True
                 break
             if config.steps_per_check and step % config.steps_per_check == 0:
@@ -977,7 +1006,7 @@ class ProgressReporter:
         try:
             from IPython import get_ipython
             from IPython.display import display
-            if get_ipython() is not None and "Kernel" in type(get_ipython()).__name__:
+            if getattr(get_ipython(), "kernel", None) is not None:  # a Jupyter kernel
                 self.handle = display({"text/plain": f"0/{total} runs ..."}, raw=True,
                                       display_id=True)
                 self.interval = 0.5
@@ -1101,18 +1130,26 @@ class ReportSettings:
     sweep_depths: tuple[int, ...] = (1, 2, 3)
     sklearn_epochs: int = 20
     gradient_check_images: int = 100
+    gradient_check_weights: int = 2000
+    figure_dir: Path = PROJECT_DIR / "figures"
 
 
 def report_settings(quick: bool | None = None) -> ReportSettings:
-    """The assignment's settings, or the quick ones when ``quick`` (default: ``$A2_QUICK == 1``)."""
+    """The assignment's settings, or the quick ones when ``quick`` (default: ``$A2_QUICK == 1``).
+
+    Figures and results.json go to ``$A2_FIGURE_DIR`` if set, else figures/ (full) or
+    build/quick-figures (quick), so that test runs never overwrite the committed report's."""
     if quick is None:
         quick = os.environ.get("A2_QUICK", "0") == "1"
+    default_dir = PROJECT_DIR / ("build/quick-figures" if quick else "figures")
+    figure_dir = Path(os.environ.get("A2_FIGURE_DIR") or default_dir)
     if quick:
         return ReportSettings(True, TrainConfig(num_epochs=3, train_size=2000, val_size=1000,
                                                 early_stopping_patience=5),
                               sweep_widths=(16, 32, 64), sweep_depths=(1, 2), sklearn_epochs=2,
-                              gradient_check_images=10)
-    return ReportSettings(False, TrainConfig())
+                              gradient_check_images=10, gradient_check_weights=50,
+                              figure_dir=figure_dir)
+    return ReportSettings(False, TrainConfig(), figure_dir=figure_dir)
 
 
 #: Display names of the report's configurations, by task.
@@ -1245,6 +1282,16 @@ def initial_preactivations(X: np.ndarray, use_improved_weight_init: bool,
     return X @ w
 
 
+def initial_gradient_norms(config: TrainConfig, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
+    """Norm of dC/dW for each weight matrix of ``config``'s network as initialised (its seed),
+    on inputs X (N, 785) and one-hot targets Y (N, 10): float64 (L,). Equals the first row of
+    the trained run's ``History.grad_norms`` when X, Y are the probe batch."""
+    model = SoftmaxModel(config.neurons_per_layer, config.use_improved_sigmoid,
+                         config.use_improved_weight_init, rng=np.random.default_rng(config.seed),
+                         dtype=X.dtype.type)
+    return _probe_gradient_norms(model, X, Y)
+
+
 def confusion_matrix(labels: np.ndarray, predictions: np.ndarray,
                      num_classes: int = NUM_CLASSES) -> np.ndarray:
     """int64 (K, K): entry [t, p] counts images of digit t predicted as p."""
@@ -1355,7 +1402,8 @@ def save_figure(fig: Figure, name: str, folder: str | os.PathLike | None = None)
 
 def _figure(ncols: int = 1, nrows: int = 1, width: float = 6.4,
             height: float = 3.6, **kw) -> tuple[Figure, np.ndarray]:
-    fig = Figure(figsize=(width, height), layout="constrained")
+    """A constrained-layout Figure; 80 dpi inline keeps the notebook small (files: 150 dpi)."""
+    fig = Figure(figsize=(width, height), layout="constrained", dpi=80)
     return fig, fig.subplots(nrows, ncols, squeeze=False, **kw).ravel()
 
 
@@ -1380,9 +1428,12 @@ def _zoom(ax, curves: Iterable[np.ndarray], pad: float = 0.08, skip: float = 0.1
 
 
 def _smoothed_train_loss(history: History, window: int | None = None):
+    """(steps, training loss averaged over ``window`` steps), thinned to every window/5-th step:
+    the smoothed curve loses nothing visible and the figures stay small."""
     window = window or history.config.steps_per_check or 1
     steps = np.arange(1, history.train_loss.size + 1)
-    return steps, moving_average(history.train_loss, window)
+    keep = slice(max(window // 5, 1) - 1, None, max(window // 5, 1))
+    return steps[keep], moving_average(history.train_loss, window)[keep]
 
 
 def plot_training(history: History, title: str = "") -> Figure:
@@ -1494,29 +1545,26 @@ def plot_initialisation(z_uniform: np.ndarray, z_improved: np.ndarray) -> Figure
     return fig
 
 
-def plot_gradient_norms(runs: dict[str, Run], names: dict[str, str] | None = None) -> Figure:
-    """Per-layer gradient norms: at initialisation for each network (left), and over training
-    for the deepest one (right), on a log scale."""
-    names = names or RUN_NAMES
-    fig, (ax_init, ax_train) = _figure(2, width=10, height=3.9)
-    for key, run in runs.items():
-        norms = run.history.grad_norms[0]
-        ax_init.semilogy(np.arange(1, norms.size + 1), norms, "o-", color=RUN_COLORS.get(key),
-                         label=names.get(key, key), ms=4)
-    ax_init.set_xlabel("weight matrix (1 = input to first hidden layer)")
-    ax_init.set_ylabel(r"$\|\partial C / \partial W\|$ at initialisation")
-    ax_init.legend(fontsize=8)
-    deep_key = max(runs, key=lambda k: len(runs[k].ws))
-    h = runs[deep_key].history
+def plot_gradient_norms(init_norms: dict[str, tuple[np.ndarray, str]], deep: Run,
+                        title: str = "") -> Figure:
+    """Per-layer gradient norms on a log scale: at initialisation for several networks (left;
+    label -> (norms, colour)), and during training of ``deep`` (right, one line per layer)."""
     from matplotlib import colormaps
-    colors = [colormaps["viridis"](t) for t in np.linspace(0, 0.95, h.grad_norms.shape[1])]
-    for l in range(h.grad_norms.shape[1]):
-        ax_train.semilogy(h.check_steps, h.grad_norms[:, l], color=colors[l], lw=1.1,
-                          label=f"W{l + 1}" if l in (0, h.grad_norms.shape[1] - 1) or l % 3 == 0
-                          else None)
+    fig, (ax_init, ax_train) = _figure(2, width=10, height=3.9)
+    for label, (norms, color) in init_norms.items():
+        ax_init.semilogy(np.arange(1, norms.size + 1), norms, "o-", color=color, label=label, ms=4)
+    ax_init.set_xlabel("weight matrix (1 = input to first hidden layer)")
+    ax_init.set_ylabel(r"$\|\partial C / \partial W_l\|$ at initialisation")
+    ax_init.legend(fontsize=7)
+    h = deep.history
+    layers = h.grad_norms.shape[1]
+    colors = [colormaps["viridis"](t) for t in np.linspace(0, 0.95, layers)]
+    for l in range(layers):
+        ax_train.semilogy(h.check_steps, h.grad_norms[:, l], color=colors[l], lw=1.0,
+                          label=f"$W_{{{l + 1}}}$" if l in (0, layers - 1) or l % 3 == 0 else None)
     ax_train.set_xlabel("gradient step")
-    ax_train.set_ylabel(r"$\|\partial C / \partial W\|$ (probe batch)")
-    ax_train.set_title(names.get(deep_key, deep_key), fontsize=10)
+    ax_train.set_ylabel(r"$\|\partial C / \partial W_l\|$ (probe batch)")
+    ax_train.set_title(title, fontsize=10)
     ax_train.legend(fontsize=7, ncol=2)
     for ax in (ax_init, ax_train):
         ax.grid(alpha=0.3, which="both")
@@ -1557,7 +1605,7 @@ def plot_first_layer_weights(w: np.ndarray, columns: int = 8) -> Figure:
     dropped), on a symmetric colour scale: red excites, blue inhibits the unit."""
     units = w.shape[1]
     rows = int(np.ceil(units / columns))
-    fig, axes = _figure(columns, rows, width=1.1 * columns, height=1.1 * rows)
+    fig, axes = _figure(columns, rows, width=0.7 * columns, height=0.7 * rows)
     limit = np.abs(w[:784]).max()
     for j, ax in enumerate(axes):
         ax.axis("off")
@@ -1593,7 +1641,7 @@ def plot_mistakes(images: np.ndarray, labels: np.ndarray, probabilities: np.ndar
         ax.axis("off")
     for ax, image, label, p in zip(axes, images, labels, probabilities):
         ax.imshow(image.reshape(28, 28), cmap="gray_r")
-        ax.set_title(f"{label} → {p.argmax()} ({p.max():.0%})", fontsize=8)
+        ax.set_title(f"{label} → {p.argmax()} ({p.max():.1%})", fontsize=8)
     return fig
 
 
@@ -1665,9 +1713,10 @@ class HiddenUnitExplorer:
     def _cached(self, config: TrainConfig) -> Run | None:
         path = cache_path(config, self.fingerprint, Path(self.cache_dir or default_cache_dir()))
         try:
-            return Run(*load_run(path, config, self.fingerprint), cached=True)
-        except Exception:
+            ws, history = load_run(path, config, self.fingerprint)
+        except Exception:  # absent, corrupt or stale: train it
             return None
+        return Run(history, ws, cached=True)
 
     def _draw(self, run: Run) -> None:
         h = run.history

@@ -6,8 +6,8 @@
 
 Fails (exit 1, one message per problem) when
   * text of an ipywidget leaked into the PDF (``interactive(``, ``HBox(`` ...);
-  * a required heading is missing (matched as a prefix of a PDF bookmark,
-    i.e. a Markdown heading; case-insensitive);
+  * a required heading is missing (case-insensitive prefix of a PDF bookmark,
+    i.e. a Markdown heading, or else of a line of text);
   * a required character is missing from the text.  Default characters:
     α δ Σ ∂ η.  With ``--notebook``, the required characters are instead the
     Greek letters and math symbols typed in the notebook's Markdown prose
@@ -92,6 +92,24 @@ def pdf_bookmarks(pdf):
     return titles
 
 
+def reading_order(bookmarks, text):
+    """Sort bookmarks by the first text line that begins the heading.
+
+    (xdvipdfmx stores them in reverse, and a heading's words may also occur
+    earlier in prose, so a plain text search is not enough.)
+    """
+    lines = [_normalize(line) for line in text.splitlines()]
+
+    def position(mark):
+        mark = _normalize(mark)
+        for index, line in enumerate(lines):
+            if line and mark.startswith(line) and (line == mark or len(line) >= 12):
+                return index
+        return len(lines)
+
+    return sorted(bookmarks, key=position)
+
+
 def prose_characters(notebook):
     """Greek letters and math symbols typed in the notebook's Markdown prose.
 
@@ -127,9 +145,8 @@ def find_problems(text, bookmarks, headings, chars):
     found = []
     for heading in headings:
         wanted = _normalize(heading).lower()
-        hits = [m for m in marks if m.lower().startswith(wanted)]
-        if not marks:  # no bookmarks: fall back to a line starting with it
-            hits = [line for line in lines if line.lower().startswith(wanted)]
+        # a bookmark, or a text line (math in a heading spoils its bookmark)
+        hits = [m for m in marks + lines if m.lower().startswith(wanted)]
         if hits:
             found.append(hits[0])
         else:
@@ -172,9 +189,7 @@ def main(argv=None):
         chars = DEFAULT_CHARS
 
     text = pdf_text(args.pdf)
-    flat = _normalize(text)
-    # xdvipdfmx stores bookmarks in reverse; list them in reading order.
-    bookmarks = sorted(pdf_bookmarks(args.pdf), key=lambda mark: flat.find(_normalize(mark)))
+    bookmarks = reading_order(pdf_bookmarks(args.pdf), text)
     problems, found = find_problems(text, bookmarks, args.require_heading, chars)
     if "Traceback (most recent call last)" in text:
         print(f"check_pdf: warning: {args.pdf} contains a Python traceback", file=sys.stderr)
@@ -183,7 +198,8 @@ def main(argv=None):
             print(f"check_pdf: FAIL {args.pdf}: {problem}", file=sys.stderr)
         return 1
     headings = " | ".join(_normalize(mark) for mark in bookmarks) or "none"
-    print(f"check_pdf: OK {args.pdf}: {pdf_pages(args.pdf)} pages; "
+    pages = pdf_pages(args.pdf)
+    print(f"check_pdf: OK {args.pdf}: {pages} page{'' if pages == 1 else 's'}; "
           f"{len(found)}/{len(args.require_heading)} required headings found; "
           f"headings: {headings}; characters present: {chars or '-'}")
     return 0

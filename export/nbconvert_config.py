@@ -5,10 +5,10 @@ itself, so pass it explicitly)::
 
     jupyter nbconvert --config export/nbconvert_config.py --to pdf assignment2.ipynb
 
-The notebook is exported as it is saved (it is not re-executed): code is
-hidden, outputs are kept, widget stand-ins are dropped and the custom LaTeX
-template in export/templates/report_pdf sets fonts, title block and layout.
-See export/README.md.
+The notebook is exported as it is saved (add --execute to re-run it first):
+code is hidden, outputs are kept, widget stand-ins are dropped and the custom
+LaTeX template in export/templates/report_pdf sets fonts, title block and
+layout.  See export/README.md.
 """
 
 import os
@@ -29,15 +29,21 @@ c.LatexExporter.template_name = "report_pdf"
 c.TemplateExporter.exclude_input = True
 c.TemplateExporter.exclude_input_prompt = True
 c.TemplateExporter.exclude_output_prompt = True
+# Raw cells reach the PDF only when their format is LaTeX (e.g. "\newpage").
+c.LatexExporter.raw_mimetypes = ["text/latex", "text/tex"]
 
-# --- cell tags ---
-c.TagRemovePreprocessor.enabled = True
+# --- cell tags and clean-up ---
+# Tag removal runs in our preprocessor list, i.e. after --execute (if given),
+# so a removed cell still runs and a removed output is not re-created.  The
+# default instance, which would run before execution, is switched off.
+c.TagRemovePreprocessor.enabled = False
 c.TagRemovePreprocessor.remove_cell_tags = {"remove_cell_in_pdf"}
 c.TagRemovePreprocessor.remove_all_outputs_tags = {"remove_output_in_pdf"}
-
-# --- our own clean-up (widget reprs, stderr, $$\begin{align}$$) ---
 c.LatexExporter.preprocessors = [
-    "pdf_preprocessors.DropWidgetOutputsPreprocessor",
+    "nbconvert.preprocessors.TagRemovePreprocessor",  # (enabled when listed here)
+    # widget reprs, stray reprs like [<matplotlib.lines.Line2D ...>], stderr
+    "pdf_preprocessors.CleanOutputsPreprocessor",
+    # $$\begin{align}...$$ -> $$\begin{aligned}...$$
     "pdf_preprocessors.SafeDisplayMathPreprocessor",
 ]
 

@@ -1,9 +1,9 @@
 """nbconvert preprocessors used by the PDF export (see export/nbconvert_config.py).
 
-* ``DropWidgetOutputsPreprocessor`` removes the text stand-ins of ipywidgets
+* ``CleanOutputsPreprocessor`` removes the text stand-ins of ipywidgets
   (``interactive(children=...``, ``HBox(...)``, ``IntProgress(...)``) that a
-  static PDF cannot show, and optionally stderr streams (warnings, progress
-  bars).
+  static PDF cannot show, stray reprs such as ``[<matplotlib.lines.Line2D at
+  0x...>]``, and stderr streams (warnings, progress bars).
 * ``SafeDisplayMathPreprocessor`` rewrites ``$$\\begin{align}...\\end{align}$$``
   (which MathJax accepts but LaTeX rejects) into
   ``$$\\begin{aligned}...\\end{aligned}$$``, which both understand.
@@ -12,9 +12,13 @@
 import re
 
 from nbconvert.preprocessors import Preprocessor
-from traitlets import Bool, Unicode
+from traitlets import Bool, List, Unicode
 
 WIDGET_MIMETYPE = "application/vnd.jupyter.widget-view+json"
+# Mimetypes the LaTeX template can draw besides text/plain.
+LATEX_MIMETYPES = {
+    "text/latex", "application/pdf", "image/png", "image/jpeg", "image/svg+xml", "text/markdown",
+}
 
 # Display-math environments that LaTeX refuses inside \[...\] (which is what
 # pandoc makes of $$...$$), mapped to the inner form that is allowed there.
@@ -39,21 +43,32 @@ def _unwrap_display_env(match):
     return f"$$\\begin{{{inner}}}{body}\\end{{{inner}}}$$"
 
 
-class DropWidgetOutputsPreprocessor(Preprocessor):
-    """Drop outputs that only stand for an interactive widget.
+class CleanOutputsPreprocessor(Preprocessor):
+    """Drop outputs that are not content: widget stand-ins and stray reprs.
 
-    An output carrying the widget-view mimetype keeps only its non-widget,
-    non-``text/plain`` representations (``text/plain`` of a widget is its
-    repr, e.g. ``interactive(children=(...))``); if nothing is left, the
-    output is removed.  Plain-text outputs that look exactly like a widget
-    repr (e.g. a notebook saved without the widget mimetype) are removed too,
-    as is the ``<function f ...>`` that ``interact(f, ...)`` returns.
+    * An output carrying the widget-view mimetype loses that mimetype and its
+      ``text/plain`` (the widget's repr, e.g. ``interactive(children=...)``);
+      if nothing is left, the output is removed.
+    * An output with nothing LaTeX can draw but ``text/plain`` is removed when
+      that text matches one of ``junk_text_patterns`` (widget reprs saved
+      without the widget mimetype, ``<function f>`` returned by
+      ``interact(f, ...)``, ``[<matplotlib.lines.Line2D at 0x...>]``, ...).
+    * stderr streams (warnings, progress bars) are removed unless
+      ``drop_stderr`` is False.
     """
 
-    widget_repr_pattern = Unicode(
-        r"^\s*(?:(?:interactive|[A-Z]\w*)\((?:children|value|layout|description|outputs|"
-        r"options|min|max|style|msg_id)=|<function )",
-        help="Regex matching a plain-text output that only stands for a widget.",
+    junk_text_patterns = List(
+        Unicode(),
+        default_value=[
+            r"(?:interactive|[A-Z]\w*)\((?:children|value|layout|description|outputs"
+            r"|options|min|max|style|msg_id)=",  # ipywidgets repr
+            r"<function ",  # what interact(f, ...) returns
+            r"<IPython\.core\.display\.\w+ object>",  # HTML/JS display, no LaTeX form
+            r"\[?<[\w.]+ (?:object )?at 0x[0-9a-fA-F]+>",  # [<matplotlib...Line2D at 0x..>]
+            r"<Figure size \d+x\d+ with \d+ Axes>",
+            r"Text\([-+\d.e]+, [-+\d.e]+, .*\)\s*\Z",  # ax.set_title(...) as last line
+        ],
+        help="Regexes (matched at the start of text/plain) of non-content outputs.",
     ).tag(config=True)
 
     drop_stderr = Bool(
@@ -71,8 +86,9 @@ class DropWidgetOutputsPreprocessor(Preprocessor):
             for mimetype in (WIDGET_MIMETYPE, "text/plain"):
                 data.pop(mimetype, None)
             return output if data else None
-        if set(data) == {"text/plain"} and re.match(
-            self.widget_repr_pattern, data["text/plain"]
+        text = data.get("text/plain", "").strip()
+        if not LATEX_MIMETYPES & set(data) and any(
+            re.match(pattern, text, re.DOTALL) for pattern in self.junk_text_patterns
         ):
             return None
         return output

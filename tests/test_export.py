@@ -1,12 +1,15 @@
-"""End-to-end test of the PDF export in export/ (nbconvert + xelatex).
+"""Tests of the PDF export in export/ (nbconvert + xelatex + the report template).
 
-A small synthetic report notebook is executed with the project's kernel,
-exported with export/nbconvert_config.py exactly as a person would, and the
-PDF is inspected with export/check_pdf.py (pdftotext).  Skipped only when
-xelatex or pandoc is missing.
+The end-to-end tests build a small synthetic report notebook, export it with
+``jupyter nbconvert --config export/nbconvert_config.py --to pdf --execute``
+exactly as documented in export/README.md, and read the PDF back with
+poppler (pdftotext, pdfinfo, pdffonts) and export/check_pdf.py.  They are
+skipped only when xelatex or pandoc is missing.  The preprocessor and checker
+unit tests need no LaTeX.
 """
 
 import importlib.util
+import re
 import shutil
 import subprocess
 import sys
@@ -14,13 +17,14 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output, new_raw_cell
 
 ROOT = Path(__file__).resolve().parents[1]
 EXPORT = ROOT / "export"
 CONFIG = EXPORT / "nbconvert_config.py"
 CHECKER = EXPORT / "check_pdf.py"
 
+TITLE = "Assignment 2: Optimisation"
 PROSE = (
     "The step size α, the tolerance δ and the learning rate η control the "
     "update; Σ sums the partial derivatives ∂L/∂w, so w → w − η∂L/∂w, "
@@ -28,57 +32,69 @@ PROSE = (
 )
 
 
+def _load(name, path):
+    """Import a module of export/ by file path (export/ is not a package)."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+check_pdf = _load("check_pdf", CHECKER)
+pdf_preprocessors = _load("pdf_preprocessors", EXPORT / "pdf_preprocessors.py")
+
+
 def build_notebook():
-    """Return the synthetic report notebook (not yet executed)."""
+    """Return the synthetic report notebook (unexecuted; the export runs it)."""
     cells = [
         new_markdown_cell("# Task 1a: Gradient descent\n\n" + PROSE),
         new_markdown_cell(
             "Inline math $\\alpha_t = \\eta / \\sqrt{t}$ and display math:\n\n"
             "$$\n\\begin{aligned}\nf(x) &= x^2 + \\delta \\\\\n"
             "f'(x) &= 2x\n\\end{aligned}\n$$\n\n"
-            "A bare environment:\n\n\\begin{align}\ng(x) &= \\sin x \\\\\n"
+            "A numbered environment:\n\\begin{align}\ng(x) &= \\sin x \\\\\n"
             "g'(x) &= \\cos x\n\\end{align}\n\n"
-            "And the form that needs fixing: "
-            "$$\\begin{align} h &= 1 \\end{align}$$"
+            "The form pandoc breaks, repaired on export:\n\n"
+            "$$\\begin{align} h(x) &= e^{x} \\end{align}$$"
         ),
         new_code_cell(
             "import matplotlib.pyplot as plt\n"
+            "import ipywidgets as widgets\n"
+            "from IPython.display import Markdown, display\n"
             "from matplotlib_inline.backend_inline import set_matplotlib_formats\n"
             "set_matplotlib_formats('png', 'pdf')\n"
             "fig, ax = plt.subplots(figsize=(6, 3.5))\n"
             "ax.plot([0, 1, 2, 3], [3, 1, 0.5, 0.2], marker='o', label='loss')\n"
-            "ax.set_xlabel('iteration'); ax.set_ylabel('loss'); ax.legend()\n"
+            "ax.set_xlabel('iterationcount'); ax.legend()\n"
             "plt.show()"
         ),
         new_code_cell(
-            "from IPython.display import Markdown, display\n"
             "display(Markdown('| method | α | error |\\n|---|---:|---:|\\n'\n"
             "                 '| GD | 0.1 | 1.2e-3 |\\n| SGD | 0.01 | 4.5e-3 |'))"
         ),
         new_code_cell("print('final loss = 0.0123')"),
-        new_code_cell(
-            "import ipywidgets as widgets\n"
-            "widgets.interact(lambda a=1.0: a * 2, a=(0.0, 2.0))"
-        ),
-        new_code_cell(
-            "import warnings\nwarnings.warn('this warning must not reach the PDF')"
-        ),
+        # untagged widgets: dropped by CleanOutputsPreprocessor
+        new_code_cell("widgets.interact(lambda a=1.0: a * 2, a=(0.0, 2.0))"),
+        new_code_cell("widgets.HBox([widgets.Button(description='go')])"),
+        new_code_cell("import warnings\nwarnings.warn('WARNING_MARKER')"),
+        new_code_cell("plt.plot([1, 2])"),  # [<matplotlib.lines.Line2D ...>] + a figure
         new_code_cell(
             "widgets.IntProgress(value=3, max=10)",
             metadata={"tags": ["remove_output_in_pdf"]},
         ),
         new_code_cell(
-            "print('REMOVED_CELL_MARKER')",
+            "hidden_value = 42\nprint('REMOVED_CELL_MARKER')",
             metadata={"tags": ["remove_cell_in_pdf"]},
         ),
+        new_raw_cell("\\newpage", metadata={"raw_mimetype": "text/latex"}),
         new_markdown_cell("## Task 1b: Results\n\nThe sum Σ of all η is finite."),
-        new_code_cell("widgets.HBox([widgets.Button(description='go')])"),
-        new_code_cell("'returned value 42'"),
+        # uses the removed cell's variable: tag removal must come after execution
+        new_code_cell("f'the hidden value is {hidden_value}'"),
     ]
     return new_notebook(
         cells=cells,
         metadata={
-            "title": "Assignment 2: Optimisation",
+            "title": TITLE,
             "authors": [{"name": "Ada Lovelace"}, {"name": "Alan Turing"}],
             "course": "Numerical Methods (CS 101)",
             "date": "1 March 2025",
@@ -87,35 +103,166 @@ def build_notebook():
     )
 
 
-def _load_checker():
-    """Import export/check_pdf.py as a module."""
-    spec = importlib.util.spec_from_file_location("check_pdf", CHECKER)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def _poppler(*command):
+    """Run a poppler tool; return stdout."""
+    return subprocess.run(command, check=True, capture_output=True, text=True).stdout
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    """Execute the synthetic notebook and export it; return (nb, pdf path)."""
-    missing = [tool for tool in ("xelatex", "pandoc", "pdftotext") if not shutil.which(tool)]
+def pdf(tmp_path_factory):
+    """Export the synthetic notebook with the documented command; return the PDF path."""
+    missing = [tool for tool in ("xelatex", "pandoc") if not shutil.which(tool)]
     if missing:
         pytest.skip(
-            f"PDF export needs {', '.join(missing)}: apt-get install texlive-xetex "
+            f"PDF export needs {' and '.join(missing)}: apt-get install texlive-xetex "
             "texlive-fonts-recommended texlive-plain-generic pandoc fonts-dejavu poppler-utils"
         )
-    from nbclient import NotebookClient
-
     workdir = tmp_path_factory.mktemp("export")
-    nb = build_notebook()
-    NotebookClient(nb, timeout=60, kernel_name="python3", resources={"metadata": {"path": str(workdir)}}).execute()
-    nb_path = workdir / "report.ipynb"
-    nbformat.write(nb, nb_path)
-    subprocess.run(
-        [sys.executable, "-m", "nbconvert", "--config", str(CONFIG),
-         "--to", "pdf", str(nb_path)],
-        cwd=ROOT, check=True, capture_output=True, timeout=120,
+    nbformat.write(build_notebook(), workdir / "report.ipynb")
+    result = subprocess.run(
+        [sys.executable, "-m", "jupyter", "nbconvert", "--config", str(CONFIG),
+         "--to", "pdf", "--execute", str(workdir / "report.ipynb")],
+        cwd=ROOT, capture_output=True, text=True, timeout=180,
     )
-    pdf = workdir / "report.pdf"
-    assert pdf.exists()
-    return nb, pdf
+    assert result.returncode == 0, result.stderr[-3000:]
+    return workdir / "report.pdf"
+
+
+@pytest.fixture(scope="module")
+def text(pdf):
+    """The PDF's text as pdftotext extracts it."""
+    return _poppler("pdftotext", "-enc", "UTF-8", str(pdf), "-")
+
+
+def test_check_pdf_passes(pdf):
+    result = subprocess.run(
+        [sys.executable, str(CHECKER), str(pdf),
+         "--require-heading", "Task 1a", "--require-heading", "Task 1b: Results"],
+        capture_output=True, text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("check_pdf: OK")
+    assert "2/2 required headings found" in result.stdout
+    assert "Task 1a: Gradient descent | Task 1b: Results" in result.stdout
+
+
+def test_check_pdf_fails_on_missing_heading_and_characters(pdf):
+    result = subprocess.run(
+        [sys.executable, str(CHECKER), str(pdf), "--require-heading", "Task 7", "--chars", "ω"],
+        capture_output=True, text=True,
+    )
+    assert result.returncode == 1
+    assert "required heading 'Task 7' not found" in result.stderr
+    assert "missing from the PDF text" in result.stderr and "ω" in result.stderr
+
+
+def test_title_block_from_metadata(pdf, text):
+    assert re.search(r"^Title:\s+" + re.escape(TITLE), _poppler("pdfinfo", str(pdf)), re.M)
+    head = text[: text.index("Task 1a")]
+    for expected in (TITLE, "Ada Lovelace, Alan Turing", "Numerical Methods (CS 101)", "1 March 2025"):
+        assert expected in head
+
+
+def test_unicode_prose_survives_with_dejavu_fonts(pdf, text):
+    for char in "αδηΣ∂→≈±×−":
+        assert char in text, char
+    fonts = _poppler("pdffonts", str(pdf))
+    assert "DejaVuSerif" in fonts and "DejaVuMath" in fonts.replace("-", "")
+
+
+def test_code_hidden_outputs_kept(text):
+    for hidden in ("import matplotlib", "set_matplotlib_formats", "print(", "In [", "Out["):
+        assert hidden not in text
+    assert "final loss = 0.0123" in text
+    assert "the hidden value is 42" in text
+
+
+def test_tags_widgets_and_noise_removed(text):
+    for leaked in ("interactive(", "HBox(", "IntProgress(", "Output(", "<function",
+                   "Line2D", "REMOVED_CELL_MARKER", "WARNING_MARKER"):
+        assert leaked not in text, leaked
+
+
+def test_math_rendered(text):
+    flat = check_pdf._normalize(text)  # math italic 𝑓 -> f
+    assert "$" not in text and "\\begin" not in text and "\\alpha" not in text
+    assert "f(x) = x2 + δ" in flat  # aligned
+    assert "(1)" in flat and "(2)" in flat  # numbered align
+    assert "h(x) = ex" in flat  # repaired $$\begin{align}$$
+
+
+def test_markdown_table_output_is_a_latex_table(pdf, text):
+    assert "|---" not in text and "| GD" not in text
+    layout = _poppler("pdftotext", "-layout", str(pdf), "-")
+    assert re.search(r"method +α +error\s*\n\s*GD +0\.1 +1\.2e-3\s*\n\s*SGD +0\.01 +4\.5e-3", layout)
+
+
+def test_figures_vector_and_within_margins(pdf, text):
+    # the PDF (vector) version of the figure was used: its label is real text
+    assert "iterationcount" in text
+    layout = _poppler("pdftotext", "-bbox", str(pdf), "-")
+    width = float(re.search(r'<page width="([\d.]+)"', layout).group(1))
+    margin = 2.4 / 2.54 * 72  # 2.5 cm margins, less a little slack
+    for x_min, x_max in re.findall(r'<word xMin="([\d.]+)" yMin="[\d.]+" xMax="([\d.]+)"', layout):
+        assert margin <= float(x_min) and float(x_max) <= width - margin
+
+
+def test_raw_latex_cell_breaks_page(pdf, text):
+    page = next(page for page in text.split("\f") if "Task 1b" in page)
+    assert page.lstrip().startswith("Task 1b: Results")
+
+
+# ------------------------------------------------------------------ units --
+
+def test_clean_outputs_preprocessor():
+    widget = {"text/plain": "interactive(children=(FloatSlider(value=1.0),))",
+              "application/vnd.jupyter.widget-view+json": {"model_id": "x"}}
+    outputs = [
+        new_output("display_data", data=widget),
+        new_output("execute_result", data={"text/plain": "HBox(children=(Button(),))"}),
+        new_output("execute_result", data={"text/plain": "[<matplotlib.lines.Line2D at 0x7f>]"}),
+        new_output("display_data", data={"text/plain": "<IPython.core.display.HTML object>",
+                                         "text/html": "<b>x</b>"}),
+        new_output("stream", name="stderr", text="UserWarning"),
+        new_output("display_data", data={"text/plain": "<Figure size 640x480 with 1 Axes>",
+                                          "image/png": "iVBOR"}),
+        new_output("execute_result", data={"text/plain": "array([1, 2])"}),
+        new_output("stream", name="stdout", text="loss 0.1"),
+    ]
+    cell = new_code_cell("x", outputs=outputs)
+    cell, _ = pdf_preprocessors.CleanOutputsPreprocessor().preprocess_cell(cell, {}, 0)
+    kept = [output.get("text") or output.data.get("image/png") or output.data["text/plain"]
+            for output in cell.outputs]
+    assert kept == ["iVBOR", "array([1, 2])", "loss 0.1"]
+
+
+def test_safe_display_math_preprocessor():
+    source = ("a $$\\begin{align} x &= 1 \\nonumber \\\\ y &= 2 \\end{align}$$ b\n\n"
+              "$$\\begin{equation*} E = mc^2 \\end{equation*}$$\n\n"
+              "$$\\begin{aligned} u &= v \\end{aligned}$$")
+    cell = new_markdown_cell(source)
+    cell, _ = pdf_preprocessors.SafeDisplayMathPreprocessor().preprocess_cell(cell, {}, 0)
+    assert cell.source == ("a $$\\begin{aligned} x &= 1  \\\\ y &= 2 \\end{aligned}$$ b\n\n"
+                           "$$ E = mc^2 $$\n\n"
+                           "$$\\begin{aligned} u &= v \\end{aligned}$$")
+
+
+def test_checker_logic_without_pdf():
+    problems, found = check_pdf.find_problems(
+        "Task 1a: Setup\nsome HBox(children=()) text α\n", ["Task 1a: Setup"],
+        ["Task 1a", "Task 2"], "αη")
+    assert found == ["Task 1a: Setup"]
+    assert any("'HBox('" in p for p in problems)
+    assert any("'Task 2'" in p for p in problems)
+    assert any(p.endswith("η") for p in problems)
+    # math italic 𝜂 (from $\eta$) does not count for a prose η
+    assert check_pdf.find_problems("𝜂", [], [], "η")[0]
+
+
+def test_prose_characters_skip_math(tmp_path):
+    nb = new_notebook(cells=[
+        new_markdown_cell("Prose α and ≈, math $\\beta = γ$ and $$ω$$, code `λ`."),
+        new_markdown_cell("Removed σ", metadata={"tags": ["remove_cell_in_pdf"]}),
+    ])
+    nbformat.write(nb, tmp_path / "n.ipynb")
+    assert check_pdf.prose_characters(tmp_path / "n.ipynb") == "α≈"

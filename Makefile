@@ -1,0 +1,46 @@
+# TDT4265 Assignment 2. `make report` builds the report, `make test` runs the tests; both create
+# the virtual environment .venv on first use. MNIST: set MNIST_DIR to a folder holding the four
+# original IDX files, or let the loader download them into data/mnist.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+NB      := assignment2.ipynb
+EXPORT  := $(BIN)/jupyter nbconvert --config export/nbconvert_config.py
+HEADINGS := $(foreach t,1a 1b 2a 2b 2c 2d 3a 3b 3c 4a 4b 4c 4d 4e,--require-heading "Task $(t)")
+# Execute in place, keeping outputs free of run-to-run noise (no cell timings, no widget state).
+EXECUTE := $(BIN)/jupyter nbconvert --to notebook --execute --inplace \
+           --ExecutePreprocessor.timeout=1800 --ExecutePreprocessor.record_timing=False \
+           --ExecutePreprocessor.store_widget_state=False
+
+.PHONY: setup report pdf test quick bench clean
+
+setup: $(STAMP)
+$(STAMP): requirements.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	touch $@
+
+## report: run the whole notebook from a clean cache (full assignment settings), then the PDF
+report: $(STAMP)
+	rm -rf cache
+	$(EXECUTE) $(NB)
+	$(MAKE) pdf
+
+## pdf: export the notebook as it is (no re-run) to assignment2.pdf and check it
+pdf: $(STAMP)
+	$(EXPORT) --to pdf $(NB)
+	$(BIN)/python export/check_pdf.py assignment2.pdf --notebook $(NB) $(HEADINGS)
+
+## test: the test suite (real-data tests run when MNIST_DIR is set)
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+## bench: the training-speed benchmark and the report's run time and memory
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_train.py
+	$(BIN)/python benchmarks/bench_report.py
+
+clean:
+	rm -rf cache build assignment2.pdf

@@ -1,0 +1,257 @@
+"""The run cache (keys, hits, misses, corrupt and stale entries) and run_experiments in one
+process. The parallel runner needs real MNIST in the workers: see test_integration.py."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import helpers
+
+
+@pytest.fixture
+def cache(tmp_path) -> Path:
+    return tmp_path / "cache"
+
+
+@pytest.fixture
+def train_calls(monkeypatch):
+    """Count calls of helpers.train (i.e. runs actually computed, not answered from the cache)."""
+    calls = []
+    real_train = helpers.train
+
+    def train(config, data, progress=None):
+        calls.append(config)
+        return real_train(config, data, progress)
+
+    monkeypatch.setattr(helpers, "train", train)
+    return calls
+
+
+def npz_files(folder: Path) -> list[Path]:
+    return sorted(folder.glob("*.npz")) if folder.exists() else []
+
+
+def assert_same_run(a: helpers.Run, b: helpers.Run) -> None:
+    """Bit-for-bit equal histories and weights."""
+    assert a.config == b.config
+    for name in helpers.History.ARRAYS:
+        x, y = getattr(a.history, name), getattr(b.history, name)
+        assert x.dtype == y.dtype and x.shape == y.shape and x.tobytes() == y.tobytes(), name
+    assert a.history.best == b.history.best and a.history.last == b.history.last
+    assert (a.history.stopped_early, a.history.diverged) == (b.history.stopped_early,
+                                                             b.history.diverged)
+    assert len(a.ws) == len(b.ws)
+    for wa, wb in zip(a.ws, b.ws):
+        assert wa.dtype == wb.dtype and wa.shape == wb.shape and wa.tobytes() == wb.tobytes()
+
+
+# ------------------------------------------------------------------------------------------------
+# Keys
+# ------------------------------------------------------------------------------------------------
+
+def test_cache_key_depends_on_config_data_and_code(tiny_config, monkeypatch):
+    key = helpers.cache_key(tiny_config, "data-a")
+    assert key == helpers.cache_key(dataclasses.replace(tiny_config), "data-a")
+    assert key != helpers.cache_key(tiny_config.replace(seed=8), "data-a")
+    assert key != helpers.cache_key(tiny_config.replace(use_momentum=True), "data-a")
+    assert key != helpers.cache_key(tiny_config, "data-b")
+    monkeypatch.setattr(helpers, "CODE_VERSION", "another-engine")
+    assert key != helpers.cache_key(tiny_config, "data-a")
+
+
+def test_data_fingerprint_changes_with_one_pixel(tiny_data):
+    X = tiny_data.X_val.copy()
+    X[5, 100] += 1e-3
+    assert helpers.data_fingerprint(tiny_data) != helpers.data_fingerprint(
+        dataclasses.replace(tiny_data, X_val=X))
+    assert helpers.data_fingerprint(tiny_data) == helpers.data_fingerprint(
+        dataclasses.replace(tiny_data, X_val=tiny_data.X_val.copy()))
+    as64 = dataclasses.replace(tiny_data, X_train=tiny_data.X_train.astype(np.float64))
+    assert helpers.data_fingerprint(tiny_data) != helpers.data_fingerprint(as64)
+
+
+def test_cache_path_names_the_architecture(tiny_config, cache):
+    path = helpers.cache_path(tiny_config, "fp", cache)
+    assert path.parent == cache and path.suffix == ".npz" and path.name.startswith("run-16-10-")
+
+
+# ------------------------------------------------------------------------------------------------
+# run_experiment and the cache
+# ------------------------------------------------------------------------------------------------
+
+def test_cache_miss_trains_and_writes_one_file(tiny_data, tiny_config, cache, train_calls):
+    run = helpers.run_experiment(tiny_config, tiny_data, cache_dir=cache)
+    assert not run.cached and train_calls == [tiny_config]
+    files = npz_files(cache)
+    assert files == [helpers.cache_path(tiny_config, helpers.data_fingerprint(tiny_data), cache)]
+    assert [p.name for p in cache.iterdir()] == [files[0].name]  # no temporary files left
+
+
+def test_cache_hit_returns_the_identical_run(tiny_data, tiny_config, cache, train_calls):
+    first = helpers.run_experiment(tiny_config, tiny_data, cache_dir=cache)
+    second = helpers.run_experiment(tiny_config, tiny_data, cache_dir=cache)
+    assert second.cached and len(train_calls) == 1
+    assert_same_run(first, second)
+    assert second.history.seconds == first.history.seconds
+    assert second.history.num_parameters == first.history.num_parameters
+    X_val = tiny_data.X_val[:64]
+    np.testing.assert_array_equal(first.model().predict(X_val), second.model().predict(X_val))
+
+
+def test_cache_file_loads_without_pickle(tiny_data, tiny_config, cache):
+    helpers.run_experiment(tiny_config, tiny_data, cache_dir=cache)
+    [path] = npz_files(cache)
+    with np.load(path, allow_pickle=False) as f:
+        arrays = {name: f[name] for name in f.files}
+    assert all(a.dtype != object for a in arrays.values())
+    meta = json.loads(str(arrays["meta"]))
+    assert meta["config"] == tiny_config.to_dict()
+    assert set(helpers.History.ARRAYS) <= set(arrays)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "empty"])
+def test_corrupt_cache_entry_warns_and_recomputes(tiny_data, tiny_config, cache, train_calls,
+                                                  damage):
+    first = helpers.run_experiment(tiny_config, tiny_data, cache_dir=cache)
+    [path] = npz_files(cache)
+    blob = path.read_bytes()
+    path.write_bytes({"truncate": blob[: len(blob) // 2], "garbage": b"not a zip file" * 100,
+                      "empty": b""}[damage])
+    with pytest.warns(RuntimeWarning, match=path.name):
+        again = helpers.run_experiment(tiny_config, tiny_data, cache_dir=cache)
+    assert not again.cached and len(train_calls) == 2
+    assert_same_run(first, again)
+    # the entry was rewritten and is good again
+    third = helpers.run_experiment(tiny_config, tiny_data, cache_dir=cache)
+    assert third.cached and len(train_calls) == 2
+    assert npz_files(cache) == [path]
+
+
+def test_stale_cache_entry_is_recomputed(tiny_data, tiny_config, cache, train_calls):
+    """An entry of another config found under this config's file name is not trusted."""
+    other = tiny_config.replace(seed=99)
+    helpers.run_experiment(other, tiny_data, cache_dir=cache)
+    fp = helpers.data_fingerprint(tiny_data)
+    helpers.cache_path(other, fp, cache).rename(helpers.cache_path(tiny_config, fp, cache))
+    with pytest.warns(RuntimeWarning, match="recomputing"):
+        run = helpers.run_experiment(tiny_config, tiny_data, cache_dir=cache)
+    assert not run.cached and train_calls == [other, tiny_config]
+    assert run.config == tiny_config
+    fresh = helpers.run_experiment(tiny_config, tiny_data, use_cache=False)
+    assert_same_run(run, fresh)
+    assert helpers.run_experiment(tiny_config, tiny_data, cache_dir=cache).cached
+
+
+def test_entry_of_other_data_is_not_used(tiny_data, tiny_config, cache, train_calls):
+    helpers.run_experiment(tiny_config, tiny_data, cache_dir=cache)
+    Y = tiny_data.Y_val.copy()
+    Y[[0, 1]] = Y[[1, 0]]
+    other = dataclasses.replace(tiny_data, Y_val=Y)
+    run = helpers.run_experiment(tiny_config, other, cache_dir=cache)
+    assert not run.cached and len(train_calls) == 2 and len(npz_files(cache)) == 2
+
+
+def test_use_cache_false_neither_reads_nor_writes(tiny_data, tiny_config, cache, train_calls,
+                                                  monkeypatch):
+    run = helpers.run_experiment(tiny_config, tiny_data, cache_dir=cache, use_cache=False)
+    assert not run.cached and npz_files(cache) == []
+    helpers.run_experiment(tiny_config, tiny_data, cache_dir=cache)  # now an entry exists
+    [path] = npz_files(cache)
+    before = (path.read_bytes(), path.stat().st_mtime_ns)
+
+    def no_read(*args, **kwargs):
+        raise AssertionError("use_cache=False must not read the cache")
+
+    monkeypatch.setattr(helpers, "load_run", no_read)
+    again = helpers.run_experiment(tiny_config, tiny_data, cache_dir=cache, use_cache=False)
+    assert not again.cached and len(train_calls) == 3
+    assert (path.read_bytes(), path.stat().st_mtime_ns) == before
+    assert_same_run(run, again)
+
+
+def test_run_experiment_trains_with_single_threaded_blas(tiny_data, tiny_config, monkeypatch):
+    """OpenBLAS results depend on its thread count: every run pins it to one thread, so serial
+    and parallel runs give the same bits."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    if not [p for p in threadpoolctl.threadpool_info() if p["user_api"] == "blas"]:
+        pytest.skip("threadpoolctl sees no BLAS library")
+    seen = []
+    real_train = helpers.train
+
+    def train(config, data, progress=None):
+        seen.extend(p["num_threads"] for p in threadpoolctl.threadpool_info()
+                    if p["user_api"] == "blas")
+        return real_train(config, data, progress)
+
+    monkeypatch.setattr(helpers, "train", train)
+    helpers.run_experiment(tiny_config, tiny_data, use_cache=False)
+    assert seen and set(seen) == {1}
+
+
+def test_default_cache_dir_follows_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("A2_CACHE_DIR", str(tmp_path / "c"))
+    assert helpers.default_cache_dir() == tmp_path / "c"
+    monkeypatch.delenv("A2_CACHE_DIR")
+    assert helpers.default_cache_dir() == helpers.PROJECT_DIR / "cache"
+
+
+def test_run_model_holds_the_best_weights(tiny_data, tiny_config, cache):
+    run = helpers.run_experiment(tiny_config, tiny_data, cache_dir=cache)
+    model = run.model()
+    X_val, Y_val = tiny_data.X_val[:64], tiny_data.Y_val[:64]
+    assert helpers.cross_entropy_loss(Y_val, model.predict(X_val)) == pytest.approx(
+        run.history.best["val_loss"], rel=1e-6)
+    assert model.predict(X_val).dtype == np.float32
+    assert run.model(np.float64).ws[0].dtype == np.float64
+
+
+def test_diverged_run_round_trips_through_the_cache(tiny_data, tiny_config, cache):
+    config = tiny_config.replace(learning_rate=1e39)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        first = helpers.run_experiment(config, tiny_data, cache_dir=cache)
+    second = helpers.run_experiment(config, tiny_data, cache_dir=cache)
+    assert first.history.diverged and second.cached and second.history.diverged
+    assert_same_run(first, second)
+
+
+# ------------------------------------------------------------------------------------------------
+# run_experiments in this process
+# ------------------------------------------------------------------------------------------------
+
+def test_run_experiments_serial_keeps_order_and_runs_duplicates_once(tiny_data, tiny_config,
+                                                                     cache, train_calls):
+    a, b, c = tiny_config, tiny_config.replace(seed=8), tiny_config.replace(use_momentum=True)
+    runs = helpers.run_experiments([b, a, c, a, b], tiny_data, processes=1, cache_dir=cache,
+                                   quiet=True)
+    assert [r.config for r in runs] == [b, a, c, a, b]
+    assert sorted(map(repr, train_calls)) == sorted(map(repr, [a, b, c]))  # each once
+    assert_same_run(runs[1], runs[3])
+    assert len(npz_files(cache)) == 3
+    for run in runs:
+        assert_same_run(run, helpers.run_experiment(run.config, tiny_data, use_cache=False))
+    again = helpers.run_experiments([c, a], tiny_data, processes=1, cache_dir=cache, quiet=True)
+    assert all(r.cached for r in again) and len(train_calls) == 3 + 5
+    assert_same_run(again[0], runs[2])
+
+
+def test_run_experiments_recomputes_a_corrupt_entry(tiny_data, tiny_config, cache, train_calls):
+    helpers.run_experiments([tiny_config], tiny_data, processes=1, cache_dir=cache, quiet=True)
+    [path] = npz_files(cache)
+    path.write_bytes(b"garbage")
+    with pytest.warns(RuntimeWarning, match=path.name):
+        [run] = helpers.run_experiments([tiny_config], tiny_data, processes=1, cache_dir=cache,
+                                        quiet=True)
+    assert not run.cached and len(train_calls) == 2
+
+
+def test_run_experiments_use_cache_false(tiny_data, tiny_config, cache, train_calls):
+    runs = helpers.run_experiments([tiny_config, tiny_config.replace(seed=1)], tiny_data,
+                                   processes=1, cache_dir=cache, use_cache=False, quiet=True)
+    assert not any(r.cached for r in runs) and npz_files(cache) == [] and len(train_calls) == 2
