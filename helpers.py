@@ -936,6 +936,25 @@ class Run:
         return model
 
 
+def cached_run(config: TrainConfig, fingerprint: str, cache_dir: str | os.PathLike | None = None,
+               warn: bool = True) -> Run | None:
+    """The cached Run of ``config`` on the data with ``fingerprint``, or None if there is none.
+
+    A corrupt or stale entry gives None (with a RuntimeWarning when ``warn``): it is recomputed
+    and overwritten, never trusted."""
+    path = cache_path(config, fingerprint, Path(cache_dir or default_cache_dir()))
+    if not path.exists():
+        return None
+    try:
+        ws, history = load_run(path, config, fingerprint)
+    except Exception as err:
+        if warn:
+            warnings.warn(f"cache entry {path.name} is unusable ({type(err).__name__}: {err}); "
+                          f"recomputing {config.label()}", RuntimeWarning, stacklevel=3)
+        return None
+    return Run(history, ws, cached=True)
+
+
 @contextlib.contextmanager
 def single_threaded_blas():
     """Pin BLAS to one thread: OpenBLAS results depend on the thread count, so every run (alone
@@ -954,18 +973,13 @@ def run_experiment(config: TrainConfig, data: Dataset, *, cache_dir: str | os.Pa
     ``use_cache=False`` neither reads nor writes the cache.
     """
     fingerprint = fingerprint or data_fingerprint(data)
-    path = cache_path(config, fingerprint, Path(cache_dir or default_cache_dir()))
-    if use_cache and path.exists():
-        try:
-            ws, history = load_run(path, config, fingerprint)
-            return Run(history, ws, cached=True)
-        except Exception as err:  # corrupt or stale: say so, recompute, overwrite
-            warnings.warn(f"cache entry {path.name} is unusable ({type(err).__name__}: {err}); "
-                          f"recomputing {config.label()}", RuntimeWarning, stacklevel=2)
+    if use_cache and (run := cached_run(config, fingerprint, cache_dir)) is not None:
+        return run
     with single_threaded_blas():
         model, history = train(config, data, progress)
     if use_cache:
-        save_run(path, model.ws, history, fingerprint)
+        save_run(cache_path(config, fingerprint, Path(cache_dir or default_cache_dir())),
+                 model.ws, history, fingerprint)
     return Run(history, model.ws)
 
 
@@ -1060,16 +1074,11 @@ def run_experiments(configs: Sequence[TrainConfig], data: Dataset, *,
     results: dict[TrainConfig, Run] = {}
     todo = []
     for config in dict.fromkeys(configs):
-        path = cache_path(config, fingerprint, Path(cache_dir))
-        if use_cache and path.exists():
-            try:
-                ws, history = load_run(path, config, fingerprint)
-                results[config] = Run(history, ws, cached=True)
-                continue
-            except Exception as err:
-                warnings.warn(f"cache entry {path.name} is unusable ({type(err).__name__}: "
-                              f"{err}); recomputing {config.label()}", RuntimeWarning)
-        todo.append(config)
+        run = cached_run(config, fingerprint, cache_dir) if use_cache else None
+        if run is not None:
+            results[config] = run
+        else:
+            todo.append(config)
     processes = max(1, min(processes or os.cpu_count() or 1, len(todo)))
     reporter = ProgressReporter(len(todo)) if todo and not quiet else None
 
@@ -1605,12 +1614,13 @@ def plot_first_layer_weights(w: np.ndarray, columns: int = 8) -> Figure:
     dropped), on a symmetric colour scale: red excites, blue inhibits the unit."""
     units = w.shape[1]
     rows = int(np.ceil(units / columns))
-    fig, axes = _figure(columns, rows, width=0.7 * columns, height=0.7 * rows)
+    fig, axes = _figure(columns, rows, width=0.6 * columns, height=0.6 * rows)
     limit = np.abs(w[:784]).max()
     for j, ax in enumerate(axes):
         ax.axis("off")
         if j < units:
-            ax.imshow(w[:784, j].reshape(28, 28), cmap="RdBu_r", vmin=-limit, vmax=limit)
+            ax.imshow(w[:784, j].reshape(28, 28), cmap="RdBu_r", vmin=-limit, vmax=limit,
+                      interpolation="nearest")
     return fig
 
 
@@ -1710,14 +1720,6 @@ class HiddenUnitExplorer:
         return self.task3.config.replace(
             neurons_per_layer=(self.units.value,) * self.layers.value + (NUM_CLASSES,))
 
-    def _cached(self, config: TrainConfig) -> Run | None:
-        path = cache_path(config, self.fingerprint, Path(self.cache_dir or default_cache_dir()))
-        try:
-            ws, history = load_run(path, config, self.fingerprint)
-        except Exception:  # absent, corrupt or stale: train it
-            return None
-        return Run(history, ws, cached=True)
-
     def _draw(self, run: Run) -> None:
         h = run.history
         title = (f"{list(run.config.neurons_per_layer)}: {h.num_parameters:,} parameters; "
@@ -1730,7 +1732,7 @@ class HiddenUnitExplorer:
 
     def _on_change(self, change=None) -> None:
         config = self.config()
-        run = self._cached(config)
+        run = cached_run(config, self.fingerprint, self.cache_dir, warn=False)
         if run is not None:
             self._wanted = None
             self._draw(run)
