@@ -797,14 +797,19 @@ def train(config: TrainConfig, data: Dataset,
             step += 1
             if np.isfinite(loss):
                 train_loss.append(loss)
-            if not np.isfinite(loss) or not all(np.isfinite(w).all() for w in model.ws):
+            # The loss is checked every step (NaN weights make the next loss NaN); the weights
+            # themselves, a pass over every matrix (~6% of a step), only before each validation
+            # check and at the end of each epoch.
+            at_check = bool(config.steps_per_check) and step % config.steps_per_check == 0
+            if not np.isfinite(loss) or ((at_check or step % config.steps_per_epoch == 0) and
+                                         not all(np.isfinite(w).all() for w in model.ws)):
                 what = (f"the loss became {loss}" if not np.isfinite(loss)
                         else "the weights overflowed")
                 warnings.warn(f"run {label}: {what} at step {step} (epoch {epoch}); the run "
                               f"diverged and was stopped there", RuntimeWarning, stacklevel=2)
                 diverged = True
                 break
-            if config.steps_per_check and step % config.steps_per_check == 0:
+            if at_check:
                 if check(step, epoch):
                     stopped_early = True
                     break
@@ -1117,7 +1122,7 @@ def run_experiments(configs: Sequence[TrainConfig], data: Dataset, *,
                             reporter.finished(futures[future].label())
     if reporter:
         trained = sum(r.history.seconds for r in results.values() if not r.cached)
-        reporter.close(f"{len(configs)} runs: {len(configs) - len(todo)} from the cache, "
+        reporter.close(f"{len(results)} runs: {len(results) - len(todo)} from the cache, "
                        f"{len(todo)} trained ({trained:.0f} s of training in "
                        f"{time.perf_counter() - start:.0f} s on {processes} process"
                        f"{'es' if processes > 1 else ''})")
@@ -1139,7 +1144,7 @@ class ReportSettings:
     sweep_depths: tuple[int, ...] = (1, 2, 3)
     sklearn_epochs: int = 20
     gradient_check_images: int = 100
-    gradient_check_weights: int = 2000
+    gradient_check_weights: int = 1000
     figure_dir: Path = PROJECT_DIR / "figures"
 
 
@@ -1276,10 +1281,13 @@ def compare(before: tuple[float, float], after: tuple[float, float], higher_is_b
 
 def markdown_table(rows: Sequence[dict], columns: dict[str, str]) -> str:
     """A Markdown table: ``columns`` maps each row key to its header; values are str()-ed."""
+    cells = [[str(row[k]) for k in columns] for row in rows]
+    # Separator dashes in proportion to each column's widest entry: pandoc (the PDF export)
+    # sizes the columns of a wide table by them.
+    widths = [max([len(h), *(len(r[i]) for r in cells)]) for i, h in enumerate(columns.values())]
     lines = ["| " + " | ".join(columns.values()) + " |",
-             "|" + "|".join(["---"] * len(columns)) + "|"]
-    for row in rows:
-        lines.append("| " + " | ".join(str(row[k]) for k in columns) + " |")
+             "|" + "|".join("-" * max(w, 3) for w in widths) + "|"]
+    lines += ["| " + " | ".join(r) + " |" for r in cells]
     return "\n".join(lines)
 
 
@@ -1365,6 +1373,62 @@ def sklearn_crosscheck(data: Dataset, config: TrainConfig, epochs: int, *,
     return result
 
 
+def gradient_check_report(X_raw: np.ndarray, Y_raw: np.ndarray, mean: float, std: float,
+                          neurons_per_layer: Sequence[int], use_improved: bool = False,
+                          weights_per_layer: int | None = None) -> tuple[list[dict], float, bool]:
+    """The report's gradient-check table: a float64 network (seed 0; improved sigmoid and init
+    when ``use_improved``) checked on raw images X_raw (N, 784) with labels Y_raw (N,), at
+    epsilon 1e-3 (the course's criterion: every |a - n| <= epsilon^2) and 1e-5.
+
+    Returns: (Markdown-ready rows, the largest relative error at 1e-5, whether the course's
+    criterion held for every checked weight)."""
+    X = pre_process_images(X_raw, mean, std, np.float64)
+    Y = one_hot_encode(Y_raw, NUM_CLASSES)
+    model = SoftmaxModel(neurons_per_layer, use_improved, use_improved,
+                         rng=np.random.default_rng(0), dtype=np.float64)
+    with single_threaded_blas():
+        coarse, fine = (gradient_check_errors(model, X, Y, eps, weights_per_layer,
+                                              np.random.default_rng(1)) for eps in (1e-3, 1e-5))
+    rows = [dict(layer=f"$W_{c['layer'] + 1}$ {c['shape'][0]}×{c['shape'][1]}",
+                 checked=f"{c['checked']:,} of {c['shape'][0] * c['shape'][1]:,}",
+                 abs3=f"{c['max_abs_error']:.1e}",
+                 ok="yes" if c["max_abs_error"] <= 1e-6 else "**NO**",
+                 rel3=f"{c['max_rel_error']:.1e}", rel5=f"{f['max_rel_error']:.1e}")
+            for c, f in zip(coarse, fine)]
+    return (rows, max(f["max_rel_error"] for f in fine),
+            all(c["max_abs_error"] <= 1e-6 for c in coarse))
+
+
+GRADIENT_CHECK_COLUMNS = dict(layer="weights", checked="weights checked",
+                              abs3="max abs. error (ε = 1e-3)", ok="≤ ε² ?",
+                              rel3="rel. error (ε = 1e-3)", rel5="rel. error (ε = 1e-5)")
+
+
+def seed_table(stats: dict[str, dict], runs: dict[str, Sequence[Run]],
+               keys: Sequence[str]) -> str:
+    """Markdown table of `seed_statistics` for the configurations ``keys``."""
+    rows = []
+    for key in keys:
+        s = stats[key]
+        rows.append(dict(name=RUN_NAMES.get(key, key),
+                         params=f"{runs[key][0].history.num_parameters:,}",
+                         vl1=mean_std(s["val_loss_epoch1"], 3),
+                         bvl=mean_std(s["best_val_loss"], 4),
+                         bva=mean_std(s["best_val_accuracy"], 4, percent=True),
+                         bta=mean_std(s["best_train_accuracy"], 4, percent=True),
+                         be=mean_std(s["best_epoch"], 1), rise=mean_std(s["overfit_rise"], 3)))
+    return markdown_table(rows, dict(
+        name="configuration", params="parameters", vl1="val. loss after 1 epoch",
+        bvl="best val. loss", bva="best val. accuracy", bta="train. accuracy (at best)",
+        be="epoch of best", rise="val. loss rise after best"))
+
+
+def change(stats: dict[str, dict], before: str, after: str, metric: str,
+           higher_is_better: bool, percent: bool = False, digits: int = 4) -> str:
+    """`compare` of one metric between two configurations' seed statistics."""
+    return compare(stats[before][metric], stats[after][metric], higher_is_better, percent, digits)
+
+
 def write_results(path: str | os.PathLike, results: dict) -> None:
     """Write the report's key numbers as sorted, indented JSON (for tests and for diffs)."""
     path = Path(path)
@@ -1398,6 +1462,13 @@ def moving_average(x: np.ndarray, window: int) -> np.ndarray:
     return (c[end] - c[start]) / (end - start)
 
 
+def show_figure(fig: Figure, name: str, folder: str | os.PathLike | None = None) -> None:
+    """Save ``fig`` (see `save_figure`) and display it in the notebook."""
+    from IPython.display import display
+    save_figure(fig, name, folder)
+    display(fig)
+
+
 def save_figure(fig: Figure, name: str, folder: str | os.PathLike | None = None) -> list[Path]:
     """Save ``fig`` as ``<name>.png`` (150 dpi, for the web) and ``<name>.pdf`` (vector, for
     print) in ``folder`` (default: the project's figures/)."""
@@ -1411,8 +1482,9 @@ def save_figure(fig: Figure, name: str, folder: str | os.PathLike | None = None)
 
 def _figure(ncols: int = 1, nrows: int = 1, width: float = 6.4,
             height: float = 3.6, **kw) -> tuple[Figure, np.ndarray]:
-    """A constrained-layout Figure; 80 dpi inline keeps the notebook small (files: 150 dpi)."""
-    fig = Figure(figsize=(width, height), layout="constrained", dpi=80)
+    """A constrained-layout Figure, drawn at 0.7 of the nominal size in inches so that its text
+    stays legible when the PDF scales it to the page width; 100 dpi inline (files: 150 dpi)."""
+    fig = Figure(figsize=(0.7 * width, 0.7 * height), layout="constrained", dpi=100)
     return fig, fig.subplots(nrows, ncols, squeeze=False, **kw).ravel()
 
 
@@ -1598,29 +1670,34 @@ def plot_sweep(sweep: dict[tuple[int, int], Run], highlight: tuple[int, int] = (
         ax_acc.plot(highlight[1], h.best["val_accuracy"], "*", ms=14, color=RUN_COLORS["3c"],
                     label="Task 3 network", zorder=3)
         ax_par.plot(highlight[1], h.num_parameters, "*", ms=14, color=RUN_COLORS["3c"], zorder=3)
+    widths = sorted({w for _, w in sweep})
     for ax in (ax_acc, ax_par):
         ax.set_xscale("log", base=2)
+        ax.set_xticks(widths, [str(w) for w in widths])
+        ax.minorticks_off()
         ax.set_xlabel("hidden units per layer")
-        ax.grid(alpha=0.3, which="both")
+        ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     ax_acc.set_ylabel("best validation accuracy")
     ax_par.set_ylabel("parameters")
-    ax_par.set_yscale("log")
+    ax_par.yaxis.set_major_formatter(lambda v, _: f"{v:,.0f}")
     return fig
 
 
-def plot_first_layer_weights(w: np.ndarray, columns: int = 8) -> Figure:
-    """The first layer's incoming weights of each hidden unit as a 28x28 image (bias row
-    dropped), on a symmetric colour scale: red excites, blue inhibits the unit."""
-    units = w.shape[1]
-    rows = int(np.ceil(units / columns))
-    fig, axes = _figure(columns, rows, width=0.6 * columns, height=0.6 * rows)
+def plot_first_layer_weights(w: np.ndarray, count: int = 64, columns: int = 16) -> Figure:
+    """The incoming weights of the ``count`` hidden units with the largest weight norm, each as a
+    28x28 image (bias row dropped), in one mosaic on a symmetric colour scale: red excites, blue
+    inhibits the unit."""
+    order = np.argsort(-np.linalg.norm(w[:784], axis=0), kind="stable")[:count]
+    rows = int(np.ceil(len(order) / columns))
+    mosaic = np.full((rows * 29 - 1, columns * 29 - 1), np.nan)
+    for n, j in enumerate(order):
+        r, c = divmod(n, columns)
+        mosaic[r * 29:r * 29 + 28, c * 29:c * 29 + 28] = w[:784, j].reshape(28, 28)
+    fig, (ax,) = _figure(1, width=0.55 * columns, height=0.55 * rows + 0.2)
     limit = np.abs(w[:784]).max()
-    for j, ax in enumerate(axes):
-        ax.axis("off")
-        if j < units:
-            ax.imshow(w[:784, j].reshape(28, 28), cmap="RdBu_r", vmin=-limit, vmax=limit,
-                      interpolation="nearest")
+    ax.imshow(mosaic, cmap="RdBu_r", vmin=-limit, vmax=limit, interpolation="nearest")
+    ax.axis("off")
     return fig
 
 
