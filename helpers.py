@@ -1085,7 +1085,7 @@ def run_experiments(configs: Sequence[TrainConfig], data: Dataset, *,
         else:
             todo.append(config)
     processes = max(1, min(processes or os.cpu_count() or 1, len(todo)))
-    reporter = ProgressReporter(len(todo)) if todo and not quiet else None
+    reporter = None if quiet else ProgressReporter(len(todo))
 
     def on_progress(event: Progress) -> None:
         if reporter:
@@ -1123,9 +1123,9 @@ def run_experiments(configs: Sequence[TrainConfig], data: Dataset, *,
     if reporter:
         trained = sum(r.history.seconds for r in results.values() if not r.cached)
         reporter.close(f"{len(results)} runs: {len(results) - len(todo)} from the cache, "
-                       f"{len(todo)} trained ({trained:.0f} s of training in "
+                       f"{len(todo)} trained" + (f" ({trained:.0f} s of training in "
                        f"{time.perf_counter() - start:.0f} s on {processes} process"
-                       f"{'es' if processes > 1 else ''})")
+                       f"{'es' if processes > 1 else ''})" if todo else ""))
     return [results[c] for c in configs]
 
 
@@ -1636,7 +1636,7 @@ def plot_gradient_norms(init_norms: dict[str, tuple[np.ndarray, str]], deep: Run
         ax_init.semilogy(np.arange(1, norms.size + 1), norms, "o-", color=color, label=label, ms=4)
     ax_init.set_xlabel("weight matrix (1 = input to first hidden layer)")
     ax_init.set_ylabel(r"$\|\partial C / \partial W_l\|$ at initialisation")
-    ax_init.legend(fontsize=7)
+    ax_init.legend(fontsize=6, loc="lower right")
     h = deep.history
     layers = h.grad_norms.shape[1]
     colors = [colormaps["viridis"](t) for t in np.linspace(0, 0.95, layers)]
