@@ -1786,6 +1786,7 @@ class HiddenUnitExplorer:
                               self.out])
         self._lock = threading.Lock()
         self._wanted: TrainConfig | None = None
+        self.shown: TrainConfig | None = None  # the network whose curves are on screen
         self._worker: threading.Thread | None = None
         self.units.observe(self._on_change, names="value")
         self.layers.observe(self._on_change, names="value")
@@ -1802,9 +1803,12 @@ class HiddenUnitExplorer:
         title = (f"{list(run.config.neurons_per_layer)}: {h.num_parameters:,} parameters; "
                  f"best validation accuracy {h.best['val_accuracy']:.2%} at epoch "
                  f"{h.best['epoch']:.1f}, last {h.last['val_accuracy']:.2%}")
-        fig = plot_explorer(run, self.task3, title)
+        from IPython.display import Image
+        png = io.BytesIO()
+        plot_explorer(run, self.task3, title).savefig(png, format="png")  # no formatter needed
         self.out.clear_output(wait=True)
-        self.out.append_display_data(fig)
+        self.out.append_display_data(Image(data=png.getvalue(), format="png"))
+        self.shown = run.config
         self.status.value = f"{'from the cache' if run.cached else 'trained just now'}"
 
     def _on_change(self, change=None) -> None:
