@@ -102,3 +102,17 @@ def test_parallel_workers_refuse_other_data(real_data, mnist_folder, tmp_path):
         helpers.run_experiments(configs, fewer, processes=2, cache_dir=tmp_path,
                                 data_dir=mnist_folder, quiet=True)
     assert npz_files(tmp_path) == []
+
+
+def test_course_check_visits_every_weight_of_the_task_2b_network(real_raw):
+    """Task 2b exactly as the course's starter code runs it: gradient_approximation_test over all
+    50,880 weights of [64, 10] (uniform [-1, 1] weights) on 100 training images in float64.
+    The report samples the first layer to stay fast; this is the exhaustive check (~30 s)."""
+    X_raw, Y_raw = real_raw[0], real_raw[1]
+    mean, std = helpers.pixel_statistics(X_raw)
+    X = helpers.pre_process_images(X_raw[:100], mean, std, np.float64)
+    Y = helpers.one_hot_encode(Y_raw[:100], 10)
+    model = helpers.SoftmaxModel([64, 10], rng=np.random.default_rng(0), dtype=np.float64)
+    assert model.num_parameters == 50880
+    with helpers.single_threaded_blas():
+        helpers.gradient_approximation_test(model, X, Y)   # raises AssertionError on failure
