@@ -151,6 +151,20 @@ def read_mnist_file(path: Path, name: str) -> np.ndarray:
     return parse_idx(_decompress(blob, str(path)), name, str(path))
 
 
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` all or nothing: a temporary file in the same folder, renamed
+    over ``path`` once complete; the temporary file never outlives a failure."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
 def download_mnist_file(name: str, folder: Path, mirrors: Sequence[str] = MNIST_MIRRORS,
                         timeout: float = 30.0) -> Path:
     """Fetch ``name``.gz from the first mirror that serves a verified copy; write it atomically.
@@ -171,14 +185,7 @@ def download_mnist_file(name: str, folder: Path, mirrors: Sequence[str] = MNIST_
                 MnistError) as err:
             failures.append(f"{url}: {getattr(err, 'reason', err)}")
             continue
-        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".partial", dir=folder)
-        try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(blob)
-            os.replace(tmp, folder / f"{name}.gz")
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        atomic_write(folder / f"{name}.gz", blob)
         return folder / f"{name}.gz"
     raise MnistError(f"{name} is missing from {folder} and could not be downloaded (offline?):\n  "
                      + "\n  ".join(failures) + f"\n{_HOW_TO_FIX}")
@@ -891,15 +898,9 @@ def save_run(path: Path, ws: Sequence[np.ndarray], history: History, fingerprint
                 diverged=history.diverged, seconds=history.seconds, num_layers=len(ws))
     arrays = {name: getattr(history, name) for name in History.ARRAYS}
     arrays.update({f"w{l}": w for l, w in enumerate(ws)})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            np.savez(out, meta=np.array(json.dumps(meta)), **arrays)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    blob = io.BytesIO()
+    np.savez(blob, meta=np.array(json.dumps(meta)), **arrays)
+    atomic_write(path, blob.getvalue())
 
 
 def load_run(path: Path, config: TrainConfig,
@@ -1365,11 +1366,7 @@ def sklearn_crosscheck(data: Dataset, config: TrainConfig, epochs: int, *,
                   val_loss=cross_entropy_loss(Y_val.astype(np.float64), probabilities),
                   train_accuracy=float(clf.score(X_train, y_train)), epochs=epochs,
                   seconds=time.perf_counter() - start)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as out:
-        json.dump(result, out)
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(result).encode())
     return result
 
 
