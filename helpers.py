@@ -22,6 +22,7 @@ import hashlib
 import http.client
 import io
 import json
+import math
 import os
 import struct
 import sys
@@ -287,19 +288,20 @@ def sigmoid_slope(z: np.ndarray) -> np.ndarray:
 
 def improved_sigmoid(z: np.ndarray) -> np.ndarray:
     """LeCun's scaled tanh, f(z) = 1.7159 tanh(2z/3): f(+-1) = +-1, zero-centred outputs."""
-    return 1.7159 * np.tanh(2.0 * z / 3.0)
+    return 1.7159 * np.tanh(z * (2.0 / 3.0))
 
 
 def improved_sigmoid_slope(z: np.ndarray) -> np.ndarray:
     """f'(z) = 1.7159 * 2/3 * (1 - tanh^2(2z/3))."""
-    t = np.tanh(2.0 * z / 3.0)
+    t = np.tanh(z * (2.0 / 3.0))
     return (1.7159 * 2.0 / 3.0) * (1.0 - t * t)
 
 
 def softmax(z: np.ndarray) -> np.ndarray:
     """Row-wise softmax of (N, K) logits, shifted by the row maximum so exp never overflows."""
     e = np.exp(z - z.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
+    e /= e.sum(axis=1, keepdims=True)
+    return e
 
 
 def cross_entropy_loss(targets: np.ndarray, outputs: np.ndarray) -> float:
@@ -315,7 +317,7 @@ def cross_entropy_loss(targets: np.ndarray, outputs: np.ndarray) -> float:
         raise ValueError(f"targets {targets.shape} and outputs {outputs.shape} differ in shape")
     tiny = np.finfo(outputs.dtype).tiny if outputs.dtype.kind == "f" else 1e-300
     log_p = np.log(np.maximum(outputs, tiny))
-    return float(-np.sum(targets * log_p) / targets.shape[0])
+    return float(-np.vdot(targets, log_p) / targets.shape[0])
 
 
 def accuracy(targets: np.ndarray, outputs: np.ndarray) -> float:
@@ -327,13 +329,40 @@ def accuracy(targets: np.ndarray, outputs: np.ndarray) -> float:
 # Model
 # ================================================================================================
 
+SMALL_PRODUCT = 1_000_000  # multiply-adds; OpenBLAS's small-matrix kernel takes products below it
+
+
+def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """``a @ b`` for 2-D arrays, (m, k) @ (k, n) -> (m, n), written into ``out`` if given.
+
+    A mini-batch step's two big products ((32, 785) @ (785, 64) forward, (785, 32) @ (32, 64)
+    for the gradient) are each just over 1e6 multiply-adds. Below that OpenBLAS, NumPy's BLAS,
+    uses an unpacked small-matrix kernel that is about 25% faster for such thin products, so a
+    product of up to 8e6 multiply-adds is computed in column blocks of a multiple of 16 columns,
+    each under 1e6 (``benchmarks/README.md`` has the measurements). Every output element is still
+    one dot product over k; the kernels may round its last bit differently. Other products (and
+    other BLAS libraries, where the blocks cost what the whole product costs) are unchanged.
+    """
+    m, k = a.shape
+    n = b.shape[1]
+    width = SMALL_PRODUCT // (m * k) // 16 * 16  # widest block of whole 16-float vectors
+    if not 16 <= width < n or m * k * n > 8 * SMALL_PRODUCT:
+        return np.matmul(a, b, out=out)
+    if out is None:
+        out = np.empty((m, n), dtype=np.result_type(a, b))
+    for j in range(0, n, width):
+        np.matmul(a, b[:, j:j + width], out=out[:, j:j + width])
+    return out
+
+
 class SoftmaxModel:
     """A fully connected network: (improved) sigmoid hidden layers and a softmax output layer.
 
     Attributes:
         ws: list of weight matrices; ``ws[l]`` has shape (fan_in, fan_out), fan_in = 785 (784
             pixels + the bias input) for the first layer and the previous layer's width after.
-        grads: one gradient per weight matrix, same shapes, filled by `backward`.
+        grads: one gradient per weight matrix, same shapes and dtype, overwritten in place by
+            `backward` (so a training step allocates no weight-sized arrays).
         zs, activations: what the last `forward` kept for `backward` (as in Nielsen's network.py):
             ``activations[0]`` is the input X, ``zs[l] = activations[l] @ ws[l]`` and
             ``activations[l+1] = f(zs[l])`` (softmax for the last layer).
@@ -384,7 +413,7 @@ class SoftmaxModel:
         self.activations, self.zs = [X], []
         a = X
         for l, w in enumerate(self.ws):
-            z = a @ w
+            z = matmul(a, w)
             a = softmax(z) if l == len(self.ws) - 1 else self.f(z)
             self.zs.append(z)
             self.activations.append(a)
@@ -408,7 +437,7 @@ class SoftmaxModel:
             self.forward(X)
         delta = (outputs - targets) / X.shape[0]
         for l in range(len(self.ws) - 1, -1, -1):
-            self.grads[l] = self.activations[l].T @ delta
+            matmul(self.activations[l].T, delta, out=self.grads[l])
             if l > 0:
                 delta = self.f_prime(self.zs[l - 1]) * (delta @ self.ws[l].T)
 
@@ -419,7 +448,7 @@ class SoftmaxModel:
         """(N, 785) -> (N, 10) probabilities, without keeping anything for backward."""
         a = X
         for l, w in enumerate(self.ws):
-            z = a @ w
+            z = matmul(a, w)
             a = softmax(z) if l == len(self.ws) - 1 else self.f(z)
         return a
 
@@ -733,11 +762,9 @@ def sgd_step(model: SoftmaxModel, X: np.ndarray, Y: np.ndarray, learning_rate: f
 
 
 def _probe_gradient_norms(model: SoftmaxModel, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
-    grads = model.grads
+    """Frobenius norm of each layer's gradient on (X, Y); leaves those gradients in `grads`."""
     model.backward(X, model.forward(X), Y)
-    norms = np.array([np.linalg.norm(g) for g in model.grads], dtype=np.float64)
-    model.grads = grads
-    return norms
+    return np.array([np.linalg.norm(g) for g in model.grads], dtype=np.float64)
 
 
 def train(config: TrainConfig, data: Dataset,
@@ -802,13 +829,13 @@ def train(config: TrainConfig, data: Dataset,
             loss = sgd_step(model, X_train[idx], Y_train[idx], config.learning_rate, velocity,
                             config.momentum_gamma)
             step += 1
-            if np.isfinite(loss):
+            if math.isfinite(loss):
                 train_loss.append(loss)
             # The loss is checked every step (NaN weights make the next loss NaN); the weights
             # themselves, a pass over every matrix (~6% of a step), only before each validation
             # check and at the end of each epoch.
             at_check = bool(config.steps_per_check) and step % config.steps_per_check == 0
-            if not np.isfinite(loss) or ((at_check or step % config.steps_per_epoch == 0) and
+            if not math.isfinite(loss) or ((at_check or step % config.steps_per_epoch == 0) and
                                          not all(np.isfinite(w).all() for w in model.ws)):
                 what = (f"the loss became {loss}" if not np.isfinite(loss)
                         else "the weights overflowed")

@@ -121,6 +121,48 @@ def test_accuracy():
 
 
 # ------------------------------------------------------------------------------------------------
+# matmul: a @ b, in column blocks for mini-batch-sized products
+# ------------------------------------------------------------------------------------------------
+
+# (m, k, n): the step's products for [64, 10], [128, 10] (4b) and [60, 60, 10] (4d), which take the
+# blocked path, then ones that do not: tiny, one block already, and whole-data-set sized.
+PRODUCTS = [(32, 785, 64), (785, 32, 64), (32, 785, 128), (785, 32, 128), (32, 785, 60),
+            (32, 64, 10), (32, 785, 32), (512, 785, 64), (2000, 785, 64)]
+
+
+@pytest.mark.parametrize("dtype, rtol", [(np.float32, 2e-5), (np.float64, 1e-12)])
+@pytest.mark.parametrize("m, k, n", PRODUCTS)
+def test_matmul_equals_the_plain_product(m, k, n, dtype, rtol):
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(m, k)).astype(dtype)
+    b = rng.normal(size=(k, n)).astype(dtype)
+    expected = a.astype(np.float64) @ b.astype(np.float64)
+    got = helpers.matmul(a, b)
+    assert got.shape == (m, n) and got.dtype == dtype
+    np.testing.assert_allclose(got, expected, rtol=rtol, atol=rtol * np.abs(expected).max())
+    out = np.full((m, n), np.nan, dtype=dtype)  # a column block left unwritten stays NaN
+    assert helpers.matmul(a, b, out=out) is out
+    np.testing.assert_array_equal(out, got)
+
+
+def test_matmul_blocks_are_small_products():
+    """The blocked path's reason to exist: each block is under OpenBLAS's small-matrix limit."""
+    for m, k, n in PRODUCTS[:5]:
+        width = helpers.SMALL_PRODUCT // (m * k) // 16 * 16
+        assert 16 <= width < n and m * k * width <= helpers.SMALL_PRODUCT < m * k * n
+
+
+def test_matmul_of_a_transposed_view_into_an_existing_array():
+    """backward's use: the gradient activations.T @ delta, written into the grads array."""
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(32, 785)).astype(np.float32)
+    delta = rng.normal(size=(32, 64)).astype(np.float32)
+    out = np.zeros((785, 64), dtype=np.float32)
+    helpers.matmul(x.T, delta, out=out)
+    np.testing.assert_allclose(out, x.T.astype(np.float64) @ delta, rtol=2e-5, atol=1e-4)
+
+
+# ------------------------------------------------------------------------------------------------
 # Model: shapes, parameters, initialisation
 # ------------------------------------------------------------------------------------------------
 
@@ -141,6 +183,21 @@ def test_weight_and_gradient_shapes(layers):
     model.backward(X, out, helpers.one_hot_encode(np.array([0, 1, 2]), 10).astype(np.float32))
     assert [g.shape for g in model.grads] == [w.shape for w in model.ws]
     assert model.num_parameters == helpers.count_parameters(layers)
+
+
+def test_backward_overwrites_the_same_gradient_arrays():
+    """A training step allocates no weight-sized arrays: backward writes into `grads` in place."""
+    model = helpers.SoftmaxModel([16, 16, 10], True, True, rng=np.random.default_rng(2),
+                                 dtype=np.float64)
+    X, Y = gradient_check_batch(6)
+    grads = model.grads
+    ids = [id(g) for g in grads]
+    model.backward(X, model.forward(X), Y)
+    first = [g.copy() for g in model.grads]
+    assert [id(g) for g in model.grads] == ids and any(np.abs(g).max() > 0 for g in first)
+    model.backward(X[:3], model.forward(X[:3]), Y[:3])
+    assert [id(g) for g in model.grads] == ids
+    assert not all(np.array_equal(g, f) for g, f in zip(model.grads, first))
 
 
 def test_number_of_parameters_of_the_task_2_network():
