@@ -335,23 +335,29 @@ SMALL_PRODUCT = 1_000_000  # multiply-adds; OpenBLAS's small-matrix kernel takes
 def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """``a @ b`` for 2-D arrays, (m, k) @ (k, n) -> (m, n), written into ``out`` if given.
 
-    A mini-batch step's two big products ((32, 785) @ (785, 64) forward, (785, 32) @ (32, 64)
-    for the gradient) are each just over 1e6 multiply-adds. Below that OpenBLAS, NumPy's BLAS,
-    uses an unpacked small-matrix kernel that is about 25% faster for such thin products, so a
-    product of up to 8e6 multiply-adds is computed in column blocks of a multiple of 16 columns,
-    each under 1e6 (``benchmarks/README.md`` has the measurements). Every output element is still
-    one dot product over k; the kernels may round its last bit differently. Other products (and
-    other BLAS libraries, where the blocks cost what the whole product costs) are unchanged.
+    Below 1e6 multiply-adds OpenBLAS, NumPy's BLAS, uses an unpacked small-matrix kernel that is
+    10-25% faster than its general one for this network's thin products (``benchmarks/README.md``
+    has the measurements), so larger products are computed in blocks of the output that stay
+    under that size: column blocks (a multiple of 16 columns) when all m rows fit, as for a
+    training step's (32, 785) @ (785, 64) and (785, 32) @ (32, 64); otherwise slabs of rows, each
+    blocked the same way, as for predicting a whole data set. Every output element is still one
+    dot product over k; only the rounding of its last bit may differ from ``a @ b``. With other
+    BLAS libraries the blocks cost about what the whole product costs.
     """
     m, k = a.shape
     n = b.shape[1]
-    width = SMALL_PRODUCT // (m * k) // 16 * 16  # widest block of whole 16-float vectors
-    if not 16 <= width < n or m * k * n > 8 * SMALL_PRODUCT:
+    if m * k * n <= SMALL_PRODUCT:
         return np.matmul(a, b, out=out)
     if out is None:
         out = np.empty((m, n), dtype=np.result_type(a, b))
-    for j in range(0, n, width):
-        np.matmul(a, b[:, j:j + width], out=out[:, j:j + width])
+    width = SMALL_PRODUCT // (m * k) // 16 * 16  # widest block of whole 16-float vectors
+    if width >= 16:
+        for j in range(0, n, width):
+            np.matmul(a, b[:, j:j + width], out=out[:, j:j + width])
+    else:
+        rows = max(32, SMALL_PRODUCT // (k * n))
+        for i in range(0, m, rows):
+            matmul(a[i:i + rows], b, out=out[i:i + rows])
     return out
 
 

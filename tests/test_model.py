@@ -124,10 +124,12 @@ def test_accuracy():
 # matmul: a @ b, in column blocks for mini-batch-sized products
 # ------------------------------------------------------------------------------------------------
 
-# (m, k, n): the step's products for [64, 10], [128, 10] (4b) and [60, 60, 10] (4d), which take the
-# blocked path, then ones that do not: tiny, one block already, and whole-data-set sized.
+# (m, k, n): a step's products for [64, 10], [128, 10] (4b) and [60, 60, 10] (4d), computed in
+# column blocks; then data-set-sized ones, computed in slabs of rows (with a partial last slab);
+# then small ones, computed as they are.
 PRODUCTS = [(32, 785, 64), (785, 32, 64), (32, 785, 128), (785, 32, 128), (32, 785, 60),
-            (32, 64, 10), (32, 785, 32), (512, 785, 64), (2000, 785, 64)]
+            (1000, 785, 64), (785, 512, 64), (3001, 64, 64), (2000, 64, 10),
+            (32, 64, 10), (32, 785, 32)]
 
 
 @pytest.mark.parametrize("dtype, rtol", [(np.float32, 2e-5), (np.float64, 1e-12)])
@@ -145,11 +147,27 @@ def test_matmul_equals_the_plain_product(m, k, n, dtype, rtol):
     np.testing.assert_array_equal(out, got)
 
 
-def test_matmul_blocks_are_small_products():
-    """The blocked path's reason to exist: each block is under OpenBLAS's small-matrix limit."""
-    for m, k, n in PRODUCTS[:5]:
-        width = helpers.SMALL_PRODUCT // (m * k) // 16 * 16
-        assert 16 <= width < n and m * k * width <= helpers.SMALL_PRODUCT < m * k * n
+def test_matmul_blocks_are_small_products(monkeypatch):
+    """The blocks' reason to exist: each is a product under OpenBLAS's small-matrix limit, and
+    together they write every element of the output exactly once."""
+    calls = []
+    plain = np.matmul
+
+    def recording_matmul(a, b, out=None):
+        calls.append((a.shape[0] * a.shape[1] * b.shape[1], out))
+        return plain(a, b, out=out)
+
+    monkeypatch.setattr(helpers.np, "matmul", recording_matmul)
+    for m, k, n in PRODUCTS:
+        calls.clear()
+        out = np.zeros((m, n), dtype=np.float32)
+        helpers.matmul(np.ones((m, k), np.float32), np.ones((k, n), np.float32), out=out)
+        np.testing.assert_array_equal(out, k)
+        if m * k * n > helpers.SMALL_PRODUCT:
+            assert len(calls) > 1 and all(macs <= helpers.SMALL_PRODUCT for macs, _ in calls)
+            assert sum(o.size for _, o in calls) == m * n
+        else:
+            assert len(calls) == 1
 
 
 def test_matmul_of_a_transposed_view_into_an_existing_array():
