@@ -411,11 +411,14 @@ class SoftmaxModel:
         """Number of trainable parameters (the bias lives in the first matrix's last row)."""
         return sum(w.size for w in self.ws)
 
+    def _check_inputs(self, X: np.ndarray, caller: str) -> None:
+        if np.ndim(X) != 2 or X.shape[1] != self.ws[0].shape[0]:
+            raise ValueError(f"{caller} expects inputs of shape (N, {self.ws[0].shape[0]}), got "
+                             f"{np.shape(X)}: did you run pre_process_images (bias trick)?")
+
     def forward(self, X: np.ndarray) -> np.ndarray:
         """(N, 785) inputs -> (N, 10) softmax probabilities; keeps `zs` and `activations`."""
-        if X.ndim != 2 or X.shape[1] != self.ws[0].shape[0]:
-            raise ValueError(f"forward expects inputs of shape (N, {self.ws[0].shape[0]}), got "
-                             f"{X.shape}: did you run pre_process_images (bias trick)?")
+        self._check_inputs(X, "forward")
         self.activations, self.zs = [X], []
         a = X
         for l, w in enumerate(self.ws):
@@ -452,6 +455,7 @@ class SoftmaxModel:
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """(N, 785) -> (N, 10) probabilities, without keeping anything for backward."""
+        self._check_inputs(X, "predict")
         a = X
         for l, w in enumerate(self.ws):
             z = matmul(a, w)

@@ -226,10 +226,12 @@ def test_number_of_parameters_of_the_task_2_network():
     assert helpers.TrainConfig().num_parameters == 50880
 
 
-def test_forward_rejects_inputs_without_the_bias_column():
+@pytest.mark.parametrize("method", ["forward", "predict"])
+@pytest.mark.parametrize("shape", [(2, 784), (785,), (1, 2, 785)])
+def test_forward_and_predict_reject_inputs_of_the_wrong_shape(method, shape):
     model = helpers.SoftmaxModel([8, 10], rng=np.random.default_rng(0))
-    with pytest.raises(ValueError, match="785"):
-        model.forward(np.zeros((2, 784), dtype=np.float32))
+    with pytest.raises(ValueError, match=rf"{method} expects inputs of shape \(N, 785\)"):
+        getattr(model, method)(np.zeros(shape, dtype=np.float32))
 
 
 def test_forward_outputs_probabilities_and_predict_agrees():
