@@ -341,8 +341,9 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.nd
     under that size: column blocks (a multiple of 16 columns) when all m rows fit, as for a
     training step's (32, 785) @ (785, 64) and (785, 32) @ (32, 64); otherwise slabs of rows, each
     blocked the same way, as for predicting a whole data set. Every output element is still one
-    dot product over k; only the rounding of its last bit may differ from ``a @ b``. With other
-    BLAS libraries the blocks cost about what the whole product costs.
+    dot product over k; only the rounding of its last bit may differ from ``a @ b``. A BLAS
+    without such a kernel should spend about as long on the blocks as on the whole product (not
+    measured here).
     """
     m, k = a.shape
     n = b.shape[1]
