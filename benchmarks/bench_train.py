@@ -78,7 +78,8 @@ def load_engine(path: Path):
 
 
 # ------------------------------------------------------------------------------------------------
-# The implementations. Each returns (steps, val_accuracy, train_accuracy).
+# The implementations. Each returns (steps, val_accuracy, train_accuracy); the textbooks, given
+# return_weights=True, also their final weights (tests/test_benchmark.py compares them with ours).
 # ------------------------------------------------------------------------------------------------
 
 def run_ours(h, data, epochs: int):
@@ -111,7 +112,7 @@ def run_sklearn(X_train, y_train, X_val, y_val, epochs: int):
     return steps, val_acc, train_acc
 
 
-def run_textbook(X_train, Y_train, X_val, Y_val, epochs: int):
+def run_textbook(X_train, Y_train, X_val, Y_val, epochs: int, return_weights: bool = False):
     """A float64 MLP as written from the textbook (Nielsen / Goodfellow style), vectorised over
     the mini-batch. Same seed scheme as helpers.train: the generator draws the initial weights,
     then one permutation per epoch; the last partial batch is dropped."""
@@ -162,10 +163,10 @@ def run_textbook(X_train, Y_train, X_val, Y_val, epochs: int):
             raise RuntimeError("the textbook run diverged")
     val_acc = float(np.mean(forward(X_val)[1][-1].argmax(1) == Y_val.argmax(1)))
     train_acc = float(np.mean(forward(X_train)[1][-1].argmax(1) == Y_train.argmax(1)))
-    return steps, val_acc, train_acc
+    return (steps, val_acc, train_acc, ws) if return_weights else (steps, val_acc, train_acc)
 
 
-def run_per_example(X_train, Y_train, X_val, Y_val, epochs: int):
+def run_per_example(X_train, Y_train, X_val, Y_val, epochs: int, return_weights: bool = False):
     """The float64 textbook as Nielsen's network.py writes it: `backprop` for one example, and
     `update_mini_batch` summing those gradients over the batch (then momentum, as above). Same
     seed scheme as run_textbook, so the same initial weights and batch order."""
@@ -209,7 +210,7 @@ def run_per_example(X_train, Y_train, X_val, Y_val, epochs: int):
             raise RuntimeError("the per-example run diverged")
     val_acc = float(np.mean(feedforward(X_val).argmax(1) == Y_val.argmax(1)))
     train_acc = float(np.mean(feedforward(X_train).argmax(1) == Y_train.argmax(1)))
-    return steps, val_acc, train_acc
+    return (steps, val_acc, train_acc, ws) if return_weights else (steps, val_acc, train_acc)
 
 
 def run_ceiling(h, X_train, epochs: int):
