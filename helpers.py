@@ -340,7 +340,8 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.nd
     has the measurements), so larger products are computed in blocks of the output that stay
     under that size: column blocks (a multiple of 16 columns) when all m rows fit, as for a
     training step's (32, 785) @ (785, 64) and (785, 32) @ (32, 64); otherwise slabs of rows, each
-    blocked the same way, as for predicting a whole data set. Every output element is still one
+    blocked the same way, as for predicting a whole data set (unless k is so long that even 32
+    rows by 16 columns exceed the limit; then as one product). Every output element is still one
     dot product over k; only the rounding of its last bit may differ from ``a @ b``. A BLAS
     without such a kernel should spend about as long on the blocks as on the whole product (not
     measured here).
@@ -355,10 +356,12 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.nd
     if width >= 16:
         for j in range(0, n, width):
             np.matmul(a, b[:, j:j + width], out=out[:, j:j + width])
-    else:
+    elif m > 32 and 32 * k * 16 <= SMALL_PRODUCT:  # each slab takes one of the two branches
         rows = max(32, SMALL_PRODUCT // (k * n))
         for i in range(0, m, rows):
             matmul(a[i:i + rows], b, out=out[i:i + rows])
+    else:  # k too long for even a (32, k) @ (k, 16) block to be small: nothing to gain
+        np.matmul(a, b, out=out)
     return out
 
 

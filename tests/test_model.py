@@ -126,10 +126,11 @@ def test_accuracy():
 
 # (m, k, n): a step's products for [64, 10], [128, 10] (4b) and [60, 60, 10] (4d), computed in
 # column blocks; then data-set-sized ones, computed in slabs of rows (with a partial last slab);
-# then small ones, computed as they are.
+# then ones too long in k for any small block (a gradient over a batch of 2000, say), and small
+# ones, computed as they are.
 PRODUCTS = [(32, 785, 64), (785, 32, 64), (32, 785, 128), (785, 32, 128), (32, 785, 60),
             (1000, 785, 64), (785, 512, 64), (3001, 64, 64), (2000, 64, 10),
-            (32, 64, 10), (32, 785, 32)]
+            (785, 2000, 64), (40, 5000, 100), (32, 64, 10), (32, 785, 32)]
 
 
 @pytest.mark.parametrize("dtype, rtol", [(np.float32, 2e-5), (np.float64, 1e-12)])
@@ -163,10 +164,10 @@ def test_matmul_blocks_are_small_products(monkeypatch):
         out = np.zeros((m, n), dtype=np.float32)
         helpers.matmul(np.ones((m, k), np.float32), np.ones((k, n), np.float32), out=out)
         np.testing.assert_array_equal(out, k)
-        if m * k * n > helpers.SMALL_PRODUCT:
+        assert sum(o.size for _, o in calls) == m * n
+        if m * k * n > helpers.SMALL_PRODUCT and 32 * k * 16 <= helpers.SMALL_PRODUCT:
             assert len(calls) > 1 and all(macs <= helpers.SMALL_PRODUCT for macs, _ in calls)
-            assert sum(o.size for _, o in calls) == m * n
-        else:
+        else:  # small already, or k too long for any small block
             assert len(calls) == 1
 
 
