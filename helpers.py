@@ -1303,12 +1303,13 @@ def differs_beyond_noise(a: tuple[float, float], b: tuple[float, float], k: floa
 
 
 def mean_std(ms: tuple[float, float], digits: int = 4, percent: bool = False) -> str:
-    """'0.1234 ± 0.0012', or '96.43 ± 0.12 %' for accuracies (digits - 2 decimals)."""
+    """'0.1234 ± 0.0012', or '96.43 ± 0.12 %' for accuracies (digits - 2 decimals). The spaces
+    after '±' and before '%' are non-breaking, so a narrow table cell breaks only before '±'."""
     m, s = ms
     if percent:
         d = max(digits - 2, 0)
-        return f"{100 * m:.{d}f} ± {100 * s:.{d}f} %"
-    return f"{m:.{digits}f} ± {s:.{digits}f}"
+        return f"{100 * m:.{d}f} ±\u00a0{100 * s:.{d}f}\u00a0%"
+    return f"{m:.{digits}f} ±\u00a0{s:.{digits}f}"
 
 
 def compare(before: tuple[float, float], after: tuple[float, float], higher_is_better: bool,
@@ -1321,12 +1322,26 @@ def compare(before: tuple[float, float], after: tuple[float, float], higher_is_b
     return text + f" ({'better' if better else 'worse'}, beyond seed noise)"
 
 
+def table_widths(columns: Sequence[Sequence[str]], budget: int = 70) -> list[int]:
+    """Relative widths for a table's columns (each: header, then cells), in characters.
+
+    Pandoc (the PDF export) sizes the columns of a wide table in proportion to the separator
+    dashes, and wraps cells at ordinary spaces. Each column gets at least its longest unbreakable
+    word, so nothing spills into its neighbour; what ``budget`` (about the characters a line of
+    the PDF's table font holds) leaves over goes to the columns whose full entries are longer.
+    """
+    least = [max(len(word) for text in col for word in text.split(" ")) for col in columns]
+    full = [max(len(text) for text in col) for col in columns]
+    spare, wants = budget - sum(least), [f - m for f, m in zip(full, least)]
+    if spare <= 0 or not sum(wants):
+        return least
+    return [m + round(spare * w / sum(wants)) for m, w in zip(least, wants)]
+
+
 def markdown_table(rows: Sequence[dict], columns: dict[str, str]) -> str:
     """A Markdown table: ``columns`` maps each row key to its header; values are str()-ed."""
     cells = [[str(row[k]) for k in columns] for row in rows]
-    # Separator dashes in proportion to each column's widest entry: pandoc (the PDF export)
-    # sizes the columns of a wide table by them.
-    widths = [max([len(h), *(len(r[i]) for r in cells)]) for i, h in enumerate(columns.values())]
+    widths = table_widths([[h, *(r[i] for r in cells)] for i, h in enumerate(columns.values())])
     lines = ["| " + " | ".join(columns.values()) + " |",
              "|" + "|".join("-" * max(w, 3) for w in widths) + "|"]
     lines += ["| " + " | ".join(r) + " |" for r in cells]
