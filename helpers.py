@@ -1175,6 +1175,9 @@ def run_experiments(configs: Sequence[TrainConfig], data: Dataset, *,
 # The report's experiments: settings (full or quick), the named configurations, seeds
 # ================================================================================================
 
+FIGURE_DIR = PROJECT_DIR / "figures"  # the committed report's figures and results.json
+
+
 @dataclass(frozen=True)
 class ReportSettings:
     """How much the report computes. ``quick`` (``A2_QUICK=1``) is for tests: the same code paths
@@ -1187,7 +1190,7 @@ class ReportSettings:
     sklearn_epochs: int = 20
     gradient_check_images: int = 100
     gradient_check_weights: int = 1000
-    figure_dir: Path = PROJECT_DIR / "figures"
+    figure_dir: Path = FIGURE_DIR
 
 
 def report_settings(quick: bool | None = None) -> ReportSettings:
@@ -1197,7 +1200,7 @@ def report_settings(quick: bool | None = None) -> ReportSettings:
     build/quick-figures (quick), so that test runs never overwrite the committed report's."""
     if quick is None:
         quick = os.environ.get("A2_QUICK", "0") == "1"
-    default_dir = PROJECT_DIR / ("build/quick-figures" if quick else "figures")
+    default_dir = PROJECT_DIR / "build/quick-figures" if quick else FIGURE_DIR
     figure_dir = Path(os.environ.get("A2_FIGURE_DIR") or default_dir)
     if quick:
         return ReportSettings(True, TrainConfig(num_epochs=3, train_size=2000, val_size=1000,
@@ -1484,9 +1487,7 @@ def change(stats: dict[str, dict], before: str, after: str, metric: str,
 
 def write_results(path: str | os.PathLike, results: dict) -> None:
     """Write the report's key numbers as sorted, indented JSON (for tests and for diffs)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+    atomic_write(Path(path), (json.dumps(results, indent=2, sort_keys=True) + "\n").encode())
 
 
 # ================================================================================================
@@ -1501,9 +1502,6 @@ from matplotlib.figure import Figure  # noqa: E402  (plots only; the engine abov
 RUN_COLORS = {"2c": "#7f7f7f", "3a": "#1f77b4", "3b": "#ff7f0e", "3c": "#2ca02c",
               "4a": "#9467bd", "4b": "#8c564b", "4d": "#e377c2", "4e": "#d62728"}
 DEPTH_COLORS = {1: "#2ca02c", 2: "#e377c2", 3: "#17becf", 4: "#bcbd22"}
-
-
-FIGURE_DIR = PROJECT_DIR / "figures"
 
 
 def moving_average(x: np.ndarray, window: int) -> np.ndarray:
@@ -1813,6 +1811,9 @@ def plot_explorer(run: Run, baseline: Run, title: str) -> Figure:
 # Widgets: the hidden-unit explorer
 # ================================================================================================
 
+import threading  # noqa: E402  (the explorer's background training; the engine needs none)
+
+
 class HiddenUnitExplorer:
     """Sliders for hidden units per layer and number of hidden layers (Task 3 tricks on).
 
@@ -1824,7 +1825,6 @@ class HiddenUnitExplorer:
 
     def __init__(self, data: Dataset, task3: Run, widths: Sequence[int] = (8, 16, 32, 64, 128, 256),
                  depths: Sequence[int] = (1, 2, 3, 4), cache_dir: str | os.PathLike | None = None):
-        import threading
         import ipywidgets as W
         self.data, self.task3, self.cache_dir = data, task3, cache_dir
         self.fingerprint = data_fingerprint(data)
@@ -1875,7 +1875,6 @@ class HiddenUnitExplorer:
             self._wanted = config
             busy = self._worker is not None and self._worker.is_alive()
             if not busy:
-                import threading
                 self._worker = threading.Thread(target=self._train_loop, daemon=True)
                 self._worker.start()
         self.status.value = (f"<b>training {list(config.neurons_per_layer)}</b> "
