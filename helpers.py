@@ -913,6 +913,11 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("A2_CACHE_DIR") or PROJECT_DIR / "cache")
 
 
+def cache_folder(cache_dir: str | os.PathLike | None = None) -> Path:
+    """``cache_dir`` if given, else `default_cache_dir`."""
+    return Path(cache_dir or default_cache_dir())
+
+
 def data_fingerprint(data: Dataset) -> str:
     """SHA-256 (16 hex digits) of the preprocessed arrays, so that a cache entry is tied to data."""
     h = hashlib.sha256()
@@ -989,7 +994,7 @@ def cached_run(config: TrainConfig, fingerprint: str, cache_dir: str | os.PathLi
 
     A corrupt or stale entry gives None (with a RuntimeWarning when ``warn``): it is recomputed
     and overwritten, never trusted."""
-    path = cache_path(config, fingerprint, Path(cache_dir or default_cache_dir()))
+    path = cache_path(config, fingerprint, cache_folder(cache_dir))
     if not path.exists():
         return None
     try:
@@ -1025,7 +1030,7 @@ def run_experiment(config: TrainConfig, data: Dataset, *, cache_dir: str | os.Pa
     with single_threaded_blas():
         model, history = train(config, data, progress)
     if use_cache:
-        save_run(cache_path(config, fingerprint, Path(cache_dir or default_cache_dir())),
+        save_run(cache_path(config, fingerprint, cache_folder(cache_dir)),
                  model.ws, history, fingerprint)
     return Run(history, model.ws)
 
@@ -1115,7 +1120,7 @@ def run_experiments(configs: Sequence[TrainConfig], data: Dataset, *,
         One Run per config, in order. Each worker pins BLAS to one thread, so the results equal
         a serial run's bit for bit.
     """
-    cache_dir = str(cache_dir or default_cache_dir())
+    cache_dir = str(cache_folder(cache_dir))
     fingerprint = data_fingerprint(data)
     start = time.perf_counter()
     results: dict[TrainConfig, Run] = {}
@@ -1399,7 +1404,7 @@ def sklearn_crosscheck(data: Dataset, config: TrainConfig, epochs: int, *,
     import sklearn
     key = hashlib.sha256(json.dumps([config.to_dict(), epochs, data_fingerprint(data),
                                      sklearn.__version__]).encode()).hexdigest()[:20]
-    path = Path(cache_dir or default_cache_dir()) / f"sklearn-{key}.json"
+    path = cache_folder(cache_dir) / f"sklearn-{key}.json"
     if path.exists():
         try:
             return json.loads(path.read_text())
