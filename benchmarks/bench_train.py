@@ -35,7 +35,7 @@ Timed: training plus the one final evaluation (forward pass over the training an
 sets, as helpers.train's final check does), not data loading or preprocessing. Each measurement
 is repeated ``--repeats`` times, interleaved (ours, sklearn, textbook, ours, ...), and the *best* (shortest) time is reported
 (the median is shown next to it). The main table pins BLAS to one thread
-(``helpers.single_threaded_blas``), as the project's experiments run; ``--default-threads`` adds
+(``experiments.single_threaded_blas``), as the project's experiments run; ``--default-threads`` adds
 a table with the BLAS library's default thread count.
 
 Usage (from the project folder):
@@ -336,6 +336,8 @@ def main(argv=None) -> int:
         parser.error("--epochs and --repeats must be >= 1")
 
     h = load_engine(args.engine)
+    sys.path.insert(0, str(PROJECT_DIR))
+    from report import experiments  # after load_engine, so that it uses that engine
     import sklearn
     import sklearn.neural_network  # noqa: F401  (imported here, not inside the timed region)
     from threadpoolctl import threadpool_info
@@ -375,8 +377,8 @@ def main(argv=None) -> int:
 
     tables = []
     print("\nBLAS pinned to one thread:", file=sys.stderr)
-    results = measure(jobs, args.repeats, h.single_threaded_blas, args.max_wait)
-    text, best = table(results, "BLAS pinned to 1 thread (helpers.single_threaded_blas)")
+    results = measure(jobs, args.repeats, experiments.single_threaded_blas, args.max_wait)
+    text, best = table(results, "BLAS pinned to 1 thread (experiments.single_threaded_blas)")
     tables.append(text)
     if args.default_threads:
         print("\nBLAS default threads:", file=sys.stderr)

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import helpers
+from report import experiments
 
 
 @pytest.fixture
@@ -29,7 +30,7 @@ def train_calls(monkeypatch):
         calls.append(config)
         return real_train(config, data, progress)
 
-    monkeypatch.setattr(helpers, "train", train)
+    monkeypatch.setattr(experiments, "train", train)
     return calls
 
 
@@ -37,7 +38,7 @@ def npz_files(folder: Path) -> list[Path]:
     return sorted(folder.glob("*.npz")) if folder.exists() else []
 
 
-def assert_same_run(a: helpers.Run, b: helpers.Run) -> None:
+def assert_same_run(a: experiments.Run, b: experiments.Run) -> None:
     """Bit-for-bit equal histories and weights."""
     assert a.config == b.config
     for name in helpers.History.ARRAYS:
@@ -56,28 +57,42 @@ def assert_same_run(a: helpers.Run, b: helpers.Run) -> None:
 # ------------------------------------------------------------------------------------------------
 
 def test_cache_key_depends_on_config_data_and_code(tiny_config, monkeypatch):
-    key = helpers.cache_key(tiny_config, "data-a")
-    assert key == helpers.cache_key(dataclasses.replace(tiny_config), "data-a")
-    assert key != helpers.cache_key(tiny_config.replace(seed=8), "data-a")
-    assert key != helpers.cache_key(tiny_config.replace(use_momentum=True), "data-a")
-    assert key != helpers.cache_key(tiny_config, "data-b")
-    monkeypatch.setattr(helpers, "CODE_VERSION", "another-engine")
-    assert key != helpers.cache_key(tiny_config, "data-a")
+    key = experiments.cache_key(tiny_config, "data-a")
+    assert key == experiments.cache_key(dataclasses.replace(tiny_config), "data-a")
+    assert key != experiments.cache_key(tiny_config.replace(seed=8), "data-a")
+    assert key != experiments.cache_key(tiny_config.replace(use_momentum=True), "data-a")
+    assert key != experiments.cache_key(tiny_config, "data-b")
+    monkeypatch.setattr(experiments, "CODE_VERSION", "another-engine")
+    assert key != experiments.cache_key(tiny_config, "data-a")
+
+
+def test_engine_version_covers_the_whole_engine_file_and_nothing_else(tmp_path):
+    """Any edit anywhere in helpers.py (even its last line) gives another version; the report's
+    own modules are not part of it, so editing a plot keeps every cached run."""
+    engine = Path(helpers.__file__).read_text()
+    assert experiments.engine_version() == experiments.CODE_VERSION
+    for edited in (engine + "# a comment at the very end\n", "#" + engine):
+        (tmp_path / "helpers.py").write_text(edited)
+        assert experiments.engine_version(tmp_path / "helpers.py") != experiments.CODE_VERSION
+    (tmp_path / "helpers.py").write_text(engine)
+    assert experiments.engine_version(tmp_path / "helpers.py") == experiments.CODE_VERSION
+    for report_module in Path(experiments.__file__).parent.glob("*.py"):
+        assert report_module.read_bytes() not in engine.encode()
 
 
 def test_data_fingerprint_changes_with_one_pixel(tiny_data):
     X = tiny_data.X_val.copy()
     X[5, 100] += 1e-3
-    assert helpers.data_fingerprint(tiny_data) != helpers.data_fingerprint(
+    assert experiments.data_fingerprint(tiny_data) != experiments.data_fingerprint(
         dataclasses.replace(tiny_data, X_val=X))
-    assert helpers.data_fingerprint(tiny_data) == helpers.data_fingerprint(
+    assert experiments.data_fingerprint(tiny_data) == experiments.data_fingerprint(
         dataclasses.replace(tiny_data, X_val=tiny_data.X_val.copy()))
     as64 = dataclasses.replace(tiny_data, X_train=tiny_data.X_train.astype(np.float64))
-    assert helpers.data_fingerprint(tiny_data) != helpers.data_fingerprint(as64)
+    assert experiments.data_fingerprint(tiny_data) != experiments.data_fingerprint(as64)
 
 
 def test_cache_path_names_the_architecture(tiny_config, cache):
-    path = helpers.cache_path(tiny_config, "fp", cache)
+    path = experiments.cache_path(tiny_config, "fp", cache)
     assert path.parent == cache and path.suffix == ".npz" and path.name.startswith("run-16-10-")
 
 
@@ -86,16 +101,16 @@ def test_cache_path_names_the_architecture(tiny_config, cache):
 # ------------------------------------------------------------------------------------------------
 
 def test_cache_miss_trains_and_writes_one_file(tiny_data, tiny_config, cache, train_calls):
-    run = helpers.run_experiment(tiny_config, tiny_data, cache_dir=cache)
+    run = experiments.run_experiment(tiny_config, tiny_data, cache_dir=cache)
     assert not run.cached and train_calls == [tiny_config]
     files = npz_files(cache)
-    assert files == [helpers.cache_path(tiny_config, helpers.data_fingerprint(tiny_data), cache)]
+    assert files == [experiments.cache_path(tiny_config, experiments.data_fingerprint(tiny_data), cache)]
     assert [p.name for p in cache.iterdir()] == [files[0].name]  # no temporary files left
 
 
 def test_cache_hit_returns_the_identical_run(tiny_data, tiny_config, cache, train_calls):
-    first = helpers.run_experiment(tiny_config, tiny_data, cache_dir=cache)
-    second = helpers.run_experiment(tiny_config, tiny_data, cache_dir=cache)
+    first = experiments.run_experiment(tiny_config, tiny_data, cache_dir=cache)
+    second = experiments.run_experiment(tiny_config, tiny_data, cache_dir=cache)
     assert second.cached and len(train_calls) == 1
     assert_same_run(first, second)
     assert second.history.seconds == first.history.seconds
@@ -105,7 +120,7 @@ def test_cache_hit_returns_the_identical_run(tiny_data, tiny_config, cache, trai
 
 
 def test_cache_file_loads_without_pickle(tiny_data, tiny_config, cache):
-    helpers.run_experiment(tiny_config, tiny_data, cache_dir=cache)
+    experiments.run_experiment(tiny_config, tiny_data, cache_dir=cache)
     [path] = npz_files(cache)
     with np.load(path, allow_pickle=False) as f:
         arrays = {name: f[name] for name in f.files}
@@ -118,17 +133,17 @@ def test_cache_file_loads_without_pickle(tiny_data, tiny_config, cache):
 @pytest.mark.parametrize("damage", ["truncate", "garbage", "empty"])
 def test_corrupt_cache_entry_warns_and_recomputes(tiny_data, tiny_config, cache, train_calls,
                                                   damage):
-    first = helpers.run_experiment(tiny_config, tiny_data, cache_dir=cache)
+    first = experiments.run_experiment(tiny_config, tiny_data, cache_dir=cache)
     [path] = npz_files(cache)
     blob = path.read_bytes()
     path.write_bytes({"truncate": blob[: len(blob) // 2], "garbage": b"not a zip file" * 100,
                       "empty": b""}[damage])
     with pytest.warns(RuntimeWarning, match=path.name):
-        again = helpers.run_experiment(tiny_config, tiny_data, cache_dir=cache)
+        again = experiments.run_experiment(tiny_config, tiny_data, cache_dir=cache)
     assert not again.cached and len(train_calls) == 2
     assert_same_run(first, again)
     # the entry was rewritten and is good again
-    third = helpers.run_experiment(tiny_config, tiny_data, cache_dir=cache)
+    third = experiments.run_experiment(tiny_config, tiny_data, cache_dir=cache)
     assert third.cached and len(train_calls) == 2
     assert npz_files(cache) == [path]
 
@@ -136,40 +151,40 @@ def test_corrupt_cache_entry_warns_and_recomputes(tiny_data, tiny_config, cache,
 def test_stale_cache_entry_is_recomputed(tiny_data, tiny_config, cache, train_calls):
     """An entry of another config found under this config's file name is not trusted."""
     other = tiny_config.replace(seed=99)
-    helpers.run_experiment(other, tiny_data, cache_dir=cache)
-    fp = helpers.data_fingerprint(tiny_data)
-    helpers.cache_path(other, fp, cache).rename(helpers.cache_path(tiny_config, fp, cache))
+    experiments.run_experiment(other, tiny_data, cache_dir=cache)
+    fp = experiments.data_fingerprint(tiny_data)
+    experiments.cache_path(other, fp, cache).rename(experiments.cache_path(tiny_config, fp, cache))
     with pytest.warns(RuntimeWarning, match="recomputing"):
-        run = helpers.run_experiment(tiny_config, tiny_data, cache_dir=cache)
+        run = experiments.run_experiment(tiny_config, tiny_data, cache_dir=cache)
     assert not run.cached and train_calls == [other, tiny_config]
     assert run.config == tiny_config
-    fresh = helpers.run_experiment(tiny_config, tiny_data, use_cache=False)
+    fresh = experiments.run_experiment(tiny_config, tiny_data, use_cache=False)
     assert_same_run(run, fresh)
-    assert helpers.run_experiment(tiny_config, tiny_data, cache_dir=cache).cached
+    assert experiments.run_experiment(tiny_config, tiny_data, cache_dir=cache).cached
 
 
 def test_entry_of_other_data_is_not_used(tiny_data, tiny_config, cache, train_calls):
-    helpers.run_experiment(tiny_config, tiny_data, cache_dir=cache)
+    experiments.run_experiment(tiny_config, tiny_data, cache_dir=cache)
     Y = tiny_data.Y_val.copy()
     Y[[0, 1]] = Y[[1, 0]]
     other = dataclasses.replace(tiny_data, Y_val=Y)
-    run = helpers.run_experiment(tiny_config, other, cache_dir=cache)
+    run = experiments.run_experiment(tiny_config, other, cache_dir=cache)
     assert not run.cached and len(train_calls) == 2 and len(npz_files(cache)) == 2
 
 
 def test_use_cache_false_neither_reads_nor_writes(tiny_data, tiny_config, cache, train_calls,
                                                   monkeypatch):
-    run = helpers.run_experiment(tiny_config, tiny_data, cache_dir=cache, use_cache=False)
+    run = experiments.run_experiment(tiny_config, tiny_data, cache_dir=cache, use_cache=False)
     assert not run.cached and npz_files(cache) == []
-    helpers.run_experiment(tiny_config, tiny_data, cache_dir=cache)  # now an entry exists
+    experiments.run_experiment(tiny_config, tiny_data, cache_dir=cache)  # now an entry exists
     [path] = npz_files(cache)
     before = (path.read_bytes(), path.stat().st_mtime_ns)
 
     def no_read(*args, **kwargs):
         raise AssertionError("use_cache=False must not read the cache")
 
-    monkeypatch.setattr(helpers, "load_run", no_read)
-    again = helpers.run_experiment(tiny_config, tiny_data, cache_dir=cache, use_cache=False)
+    monkeypatch.setattr(experiments, "load_run", no_read)
+    again = experiments.run_experiment(tiny_config, tiny_data, cache_dir=cache, use_cache=False)
     assert not again.cached and len(train_calls) == 3
     assert (path.read_bytes(), path.stat().st_mtime_ns) == before
     assert_same_run(run, again)
@@ -189,20 +204,20 @@ def test_run_experiment_trains_with_single_threaded_blas(tiny_data, tiny_config,
                     if p["user_api"] == "blas")
         return real_train(config, data, progress)
 
-    monkeypatch.setattr(helpers, "train", train)
-    helpers.run_experiment(tiny_config, tiny_data, use_cache=False)
+    monkeypatch.setattr(experiments, "train", train)
+    experiments.run_experiment(tiny_config, tiny_data, use_cache=False)
     assert seen and set(seen) == {1}
 
 
 def test_default_cache_dir_follows_the_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("A2_CACHE_DIR", str(tmp_path / "c"))
-    assert helpers.default_cache_dir() == tmp_path / "c"
+    assert experiments.default_cache_dir() == tmp_path / "c"
     monkeypatch.delenv("A2_CACHE_DIR")
-    assert helpers.default_cache_dir() == helpers.PROJECT_DIR / "cache"
+    assert experiments.default_cache_dir() == helpers.PROJECT_DIR / "cache"
 
 
 def test_run_model_holds_the_best_weights(tiny_data, tiny_config, cache):
-    run = helpers.run_experiment(tiny_config, tiny_data, cache_dir=cache)
+    run = experiments.run_experiment(tiny_config, tiny_data, cache_dir=cache)
     model = run.model()
     X_val, Y_val = tiny_data.X_val[:64], tiny_data.Y_val[:64]
     assert helpers.cross_entropy_loss(Y_val, model.predict(X_val)) == pytest.approx(
@@ -215,8 +230,8 @@ def test_diverged_run_round_trips_through_the_cache(tiny_data, tiny_config, cach
     config = tiny_config.replace(learning_rate=1e39)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        first = helpers.run_experiment(config, tiny_data, cache_dir=cache)
-    second = helpers.run_experiment(config, tiny_data, cache_dir=cache)
+        first = experiments.run_experiment(config, tiny_data, cache_dir=cache)
+    second = experiments.run_experiment(config, tiny_data, cache_dir=cache)
     assert first.history.diverged and second.cached and second.history.diverged
     assert_same_run(first, second)
 
@@ -228,30 +243,30 @@ def test_diverged_run_round_trips_through_the_cache(tiny_data, tiny_config, cach
 def test_run_experiments_serial_keeps_order_and_runs_duplicates_once(tiny_data, tiny_config,
                                                                      cache, train_calls):
     a, b, c = tiny_config, tiny_config.replace(seed=8), tiny_config.replace(use_momentum=True)
-    runs = helpers.run_experiments([b, a, c, a, b], tiny_data, processes=1, cache_dir=cache,
+    runs = experiments.run_experiments([b, a, c, a, b], tiny_data, processes=1, cache_dir=cache,
                                    quiet=True)
     assert [r.config for r in runs] == [b, a, c, a, b]
     assert sorted(map(repr, train_calls)) == sorted(map(repr, [a, b, c]))  # each once
     assert_same_run(runs[1], runs[3])
     assert len(npz_files(cache)) == 3
     for run in runs:
-        assert_same_run(run, helpers.run_experiment(run.config, tiny_data, use_cache=False))
-    again = helpers.run_experiments([c, a], tiny_data, processes=1, cache_dir=cache, quiet=True)
+        assert_same_run(run, experiments.run_experiment(run.config, tiny_data, use_cache=False))
+    again = experiments.run_experiments([c, a], tiny_data, processes=1, cache_dir=cache, quiet=True)
     assert all(r.cached for r in again) and len(train_calls) == 3 + 5
     assert_same_run(again[0], runs[2])
 
 
 def test_run_experiments_recomputes_a_corrupt_entry(tiny_data, tiny_config, cache, train_calls):
-    helpers.run_experiments([tiny_config], tiny_data, processes=1, cache_dir=cache, quiet=True)
+    experiments.run_experiments([tiny_config], tiny_data, processes=1, cache_dir=cache, quiet=True)
     [path] = npz_files(cache)
     path.write_bytes(b"garbage")
     with pytest.warns(RuntimeWarning, match=path.name):
-        [run] = helpers.run_experiments([tiny_config], tiny_data, processes=1, cache_dir=cache,
+        [run] = experiments.run_experiments([tiny_config], tiny_data, processes=1, cache_dir=cache,
                                         quiet=True)
     assert not run.cached and len(train_calls) == 2
 
 
 def test_run_experiments_use_cache_false(tiny_data, tiny_config, cache, train_calls):
-    runs = helpers.run_experiments([tiny_config, tiny_config.replace(seed=1)], tiny_data,
+    runs = experiments.run_experiments([tiny_config, tiny_config.replace(seed=1)], tiny_data,
                                    processes=1, cache_dir=cache, use_cache=False, quiet=True)
     assert not any(r.cached for r in runs) and npz_files(cache) == [] and len(train_calls) == 2

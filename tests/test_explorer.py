@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 
 import helpers as h
+from report import experiments
+from report.explorer import HiddenUnitExplorer
 
 pytest.importorskip("ipywidgets")
 
@@ -23,7 +25,7 @@ def explorer_setup(tmp_path):
                          use_improved_sigmoid=True, use_momentum=True, num_epochs=2,
                          train_size=400, val_size=200, batch_size=32,
                          early_stopping_patience=5)
-    task3 = h.run_experiment(base, data, cache_dir=tmp_path)
+    task3 = experiments.run_experiment(base, data, cache_dir=tmp_path)
     return data, task3, tmp_path
 
 
@@ -38,7 +40,7 @@ def wait_for(condition, seconds=60.0):
 
 def test_cached_network_is_drawn_at_once(explorer_setup):
     data, task3, cache = explorer_setup
-    explorer = h.HiddenUnitExplorer(data, task3, widths=(8, 16), depths=(1, 2), cache_dir=cache)
+    explorer = HiddenUnitExplorer(data, task3, widths=(8, 16), depths=(1, 2), cache_dir=cache)
     assert explorer.config() == task3.config
     assert explorer.shown == task3.config
     assert explorer.status.value == "from the cache"
@@ -47,14 +49,14 @@ def test_cached_network_is_drawn_at_once(explorer_setup):
 
 def test_new_network_trains_in_background_then_is_drawn_and_cached(explorer_setup):
     data, task3, cache = explorer_setup
-    explorer = h.HiddenUnitExplorer(data, task3, widths=(8, 16), depths=(1, 2), cache_dir=cache)
+    explorer = HiddenUnitExplorer(data, task3, widths=(8, 16), depths=(1, 2), cache_dir=cache)
     explorer.layers.value = 2                       # [16, 16, 10]: not in the cache
     assert "training" in explorer.status.value      # returned at once, training announced
     assert wait_for(lambda: explorer.status.value == "trained just now"), explorer.status.value
     assert explorer.bar.layout.visibility == "hidden" or wait_for(
         lambda: explorer.bar.layout.visibility == "hidden")
     wanted = task3.config.replace(neurons_per_layer=(16, 16, 10))
-    assert h.cached_run(wanted, h.data_fingerprint(data), cache) is not None
+    assert experiments.cached_run(wanted, experiments.data_fingerprint(data), cache) is not None
     explorer.layers.value = 1
     explorer.layers.value = 2                       # now answered from the cache
     assert explorer.status.value == "from the cache"
@@ -63,10 +65,10 @@ def test_new_network_trains_in_background_then_is_drawn_and_cached(explorer_setu
 def test_only_the_latest_choice_is_drawn(explorer_setup):
     """Moving the sliders while a network trains: the newest choice is trained next and drawn."""
     data, task3, cache = explorer_setup
-    explorer = h.HiddenUnitExplorer(data, task3, widths=(8, 16), depths=(1, 2), cache_dir=cache)
+    explorer = HiddenUnitExplorer(data, task3, widths=(8, 16), depths=(1, 2), cache_dir=cache)
     explorer.layers.value = 2                       # starts training [16, 16, 10]
     explorer.units.value = 8                        # then asks for [8, 8, 10]
-    assert wait_for(lambda: h.cached_run(explorer.config(), h.data_fingerprint(data), cache,
+    assert wait_for(lambda: experiments.cached_run(explorer.config(), experiments.data_fingerprint(data), cache,
                                          warn=False) is not None)
     assert wait_for(lambda: explorer.shown == explorer.config())
     assert explorer.shown.neurons_per_layer == (8, 8, 10)

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import helpers
+from report import experiments
 from test_experiments import assert_same_run, npz_files
 
 TRAIN_MEAN = 33.55274553571429  # Task 2a: all pixels of the first 20000 training images
@@ -48,7 +49,7 @@ def test_task_2b_gradient_check_on_real_images(real_data):
     Y = real_data.Y_train[:100].astype(np.float64)
     for layers in ([64, 10], [64, 64, 10]):
         model = helpers.SoftmaxModel(layers, rng=np.random.default_rng(0), dtype=np.float64)
-        with helpers.single_threaded_blas():
+        with experiments.single_threaded_blas():
             rows = helpers.gradient_check_errors(model, X, Y, epsilon=1e-3,
                                                  max_weights_per_layer=100,
                                                  rng=np.random.default_rng(1))
@@ -58,7 +59,7 @@ def test_task_2b_gradient_check_on_real_images(real_data):
 def test_one_epoch_with_all_tricks_learns(real_data):
     config = helpers.TrainConfig(num_epochs=1, use_improved_weight_init=True,
                                  use_improved_sigmoid=True, use_momentum=True)
-    with helpers.single_threaded_blas():
+    with experiments.single_threaded_blas():
         model, h = helpers.train(config, real_data)
     assert h.check_steps.tolist() == [0, 125, 250, 375, 500, 625]
     assert h.val_accuracy[0] < 0.2
@@ -75,16 +76,16 @@ def test_parallel_equals_serial_bit_for_bit(real_data, mnist_folder, tmp_path):
                             use_improved_weight_init=True, use_improved_sigmoid=True,
                             use_momentum=True, neurons_per_layer=(32, 32, 10))
     configs = [b, a, b]
-    serial = helpers.run_experiments(configs, real_data, processes=1, cache_dir=tmp_path / "s",
+    serial = experiments.run_experiments(configs, real_data, processes=1, cache_dir=tmp_path / "s",
                                      quiet=True)
-    parallel = helpers.run_experiments(configs, real_data, processes=2, cache_dir=tmp_path / "p",
+    parallel = experiments.run_experiments(configs, real_data, processes=2, cache_dir=tmp_path / "p",
                                        data_dir=mnist_folder, quiet=True)
     assert [r.config for r in parallel] == configs
     assert not any(r.cached for r in serial + parallel)
     for s, p in zip(serial, parallel):
         assert_same_run(s, p)
     assert len(npz_files(tmp_path / "p")) == 2  # the workers wrote the cache
-    cached = helpers.run_experiments(configs, real_data, processes=2, cache_dir=tmp_path / "p",
+    cached = experiments.run_experiments(configs, real_data, processes=2, cache_dir=tmp_path / "p",
                                      data_dir=mnist_folder, quiet=True)
     assert all(r.cached for r in cached)
     for s, c in zip(serial, cached):
@@ -99,7 +100,7 @@ def test_parallel_workers_refuse_other_data(real_data, mnist_folder, tmp_path):
     configs = [helpers.TrainConfig(num_epochs=1, train_size=500, val_size=500, seed=s,
                                    checks_per_epoch=1) for s in (1, 2)]
     with pytest.raises(RuntimeError, match="fingerprint"):
-        helpers.run_experiments(configs, fewer, processes=2, cache_dir=tmp_path,
+        experiments.run_experiments(configs, fewer, processes=2, cache_dir=tmp_path,
                                 data_dir=mnist_folder, quiet=True)
     assert npz_files(tmp_path) == []
 
@@ -114,5 +115,5 @@ def test_course_check_visits_every_weight_of_the_task_2b_network(real_raw):
     Y = helpers.one_hot_encode(Y_raw[:100], 10)
     model = helpers.SoftmaxModel([64, 10], rng=np.random.default_rng(0), dtype=np.float64)
     assert model.num_parameters == 50880
-    with helpers.single_threaded_blas():
+    with experiments.single_threaded_blas():
         helpers.gradient_approximation_test(model, X, Y)   # raises AssertionError on failure

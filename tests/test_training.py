@@ -135,7 +135,6 @@ def test_config_accepts_numpy_scalars_and_stores_python_numbers():
     assert c == helpers.TrainConfig(seed=2, batch_size=16, neurons_per_layer=(32, 10),
                                     learning_rate=0.5, num_epochs=2)
     json.dumps(c.to_dict())
-    helpers.cache_key(c, "fingerprint")
     assert type(c.seed) is int and type(c.batch_size) is int and type(c.learning_rate) is float
 
 

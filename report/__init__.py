@@ -1,0 +1,10 @@
+"""The report's machinery, one module per concern, each importing only those before it:
+
+    configurations  the report's settings (full or quick) and its named configurations
+    experiments     the run cache, parallel runs and their progress, the scikit-learn cross-check
+    analysis        seed statistics, comparisons, Markdown tables, diagnostics
+    plots           every figure (matplotlib Figures, no pyplot state)
+    explorer        the hidden-unit explorer widget
+
+The engine, ``helpers.py``, imports nothing of this package.
+"""

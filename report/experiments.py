@@ -1,0 +1,369 @@
+"""Running the report's training runs: an on-disk cache, parallel worker processes, progress.
+
+A run is identified by its `TrainConfig`, the data's fingerprint and the engine's version (the
+hash of ``helpers.py`` and the NumPy version); its weights and history are cached as one .npz.
+`run_experiments` answers what it can from the cache and trains the rest in worker processes,
+each with BLAS pinned to one thread so that every result is the same bits as a serial run's.
+The scikit-learn cross-check is cached the same way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import os
+import sys
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+import helpers
+from helpers import (
+    PROJECT_DIR,
+    Dataset,
+    History,
+    Progress,
+    SoftmaxModel,
+    TrainConfig,
+    accuracy,
+    atomic_write,
+    cross_entropy_loss,
+    load_mnist,
+    mnist_dir,
+    prepare_data,
+    train,
+)
+
+# ================================================================================================
+# Experiments: an on-disk cache keyed by config, data and code; independent runs in parallel
+# ================================================================================================
+
+def engine_version(engine: str | os.PathLike = helpers.__file__) -> str:
+    """SHA-256 (16 hex digits) of the engine file as a whole and the NumPy version: any edit to
+    ``helpers.py`` invalidates every cached run; edits to the report's modules invalidate none."""
+    text = Path(engine).read_bytes()
+    return hashlib.sha256(text + f"numpy {np.__version__}".encode()).hexdigest()[:16]
+
+
+CODE_VERSION = engine_version()  # part of every cache key
+
+
+def default_cache_dir() -> Path:
+    """``$A2_CACHE_DIR``, else ``<project>/cache`` (git-ignored)."""
+    return Path(os.environ.get("A2_CACHE_DIR") or PROJECT_DIR / "cache")
+
+
+def cache_folder(cache_dir: str | os.PathLike | None = None) -> Path:
+    """``cache_dir`` if given, else `default_cache_dir`."""
+    return Path(cache_dir or default_cache_dir())
+
+
+def data_fingerprint(data: Dataset) -> str:
+    """SHA-256 (16 hex digits) of the preprocessed arrays, so that a cache entry is tied to data."""
+    h = hashlib.sha256()
+    for a in (data.X_train, data.Y_train, data.X_val, data.Y_val):
+        h.update(str((a.shape, a.dtype.str)).encode())
+        h.update(np.ascontiguousarray(a).data)
+    return h.hexdigest()[:16]
+
+
+def cache_key(config: TrainConfig, fingerprint: str) -> str:
+    blob = json.dumps([config.to_dict(), fingerprint, CODE_VERSION], sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+
+def cache_path(config: TrainConfig, fingerprint: str, cache_dir: Path) -> Path:
+    slug = "-".join(map(str, config.neurons_per_layer))
+    return Path(cache_dir) / f"run-{slug}-{cache_key(config, fingerprint)}.npz"
+
+
+def save_run(path: Path, ws: Sequence[np.ndarray], history: History, fingerprint: str) -> None:
+    """Write a run (weights + history) as one .npz with a JSON header; atomic (temp + rename)."""
+    meta = dict(key=cache_key(history.config, fingerprint), config=history.config.to_dict(),
+                best=history.best, last=history.last, stopped_early=history.stopped_early,
+                diverged=history.diverged, seconds=history.seconds, num_layers=len(ws))
+    arrays = {name: getattr(history, name) for name in History.ARRAYS}
+    arrays.update({f"w{l}": w for l, w in enumerate(ws)})
+    blob = io.BytesIO()
+    np.savez(blob, meta=np.array(json.dumps(meta)), **arrays)
+    atomic_write(path, blob.getvalue())
+
+
+def load_run(path: Path, config: TrainConfig,
+             fingerprint: str) -> tuple[list[np.ndarray], History]:
+    """Read a run written by `save_run`; raises (any exception) if it is corrupt or stale."""
+    with np.load(path, allow_pickle=False) as f:
+        meta = json.loads(str(f["meta"]))
+        if meta["key"] != cache_key(config, fingerprint) or meta["config"] != config.to_dict():
+            raise ValueError("the entry belongs to another config, data set or code version")
+        ws = [f[f"w{l}"] for l in range(meta["num_layers"])]
+        arrays = {name: f[name] for name in History.ARRAYS}
+    shapes = [(a, b) for a, b in zip((785, *config.neurons_per_layer), config.neurons_per_layer)]
+    if [w.shape for w in ws] != shapes:
+        raise ValueError(f"weight shapes {[w.shape for w in ws]} differ from {shapes}")
+    history = History(config=config, best=meta["best"], last=meta["last"],
+                      stopped_early=meta["stopped_early"], diverged=meta["diverged"],
+                      seconds=meta["seconds"], **arrays)
+    return ws, history
+
+
+@dataclass
+class Run:
+    """A finished run: its history, the best check's weights, and whether it came from the cache."""
+    history: History
+    ws: list[np.ndarray]
+    cached: bool = False
+
+    @property
+    def config(self) -> TrainConfig:
+        return self.history.config
+
+    def model(self, dtype: type = np.float32) -> SoftmaxModel:
+        """A SoftmaxModel holding this run's (best) weights."""
+        c = self.config
+        model = SoftmaxModel(c.neurons_per_layer, c.use_improved_sigmoid,
+                             c.use_improved_weight_init, rng=np.random.default_rng(c.seed),
+                             dtype=dtype)
+        model.ws = [w.astype(dtype) for w in self.ws]
+        return model
+
+
+def cached_run(config: TrainConfig, fingerprint: str, cache_dir: str | os.PathLike | None = None,
+               warn: bool = True) -> Run | None:
+    """The cached Run of ``config`` on the data with ``fingerprint``, or None if there is none.
+
+    A corrupt or stale entry gives None (with a RuntimeWarning when ``warn``): it is recomputed
+    and overwritten, never trusted."""
+    path = cache_path(config, fingerprint, cache_folder(cache_dir))
+    if not path.exists():
+        return None
+    try:
+        ws, history = load_run(path, config, fingerprint)
+    except Exception as err:
+        if warn:
+            warnings.warn(f"cache entry {path.name} is unusable ({type(err).__name__}: {err}); "
+                          f"recomputing {config.label()}", RuntimeWarning, stacklevel=3)
+        return None
+    return Run(history, ws, cached=True)
+
+
+@contextlib.contextmanager
+def single_threaded_blas():
+    """Pin BLAS to one thread: OpenBLAS results depend on the thread count, so every run (alone
+    or in parallel) uses one thread and gives the same bits."""
+    from threadpoolctl import threadpool_limits
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
+
+
+def run_experiment(config: TrainConfig, data: Dataset, *, cache_dir: str | os.PathLike | None = None,
+                   use_cache: bool = True, progress: Callable[[Progress], None] | None = None,
+                   fingerprint: str | None = None) -> Run:
+    """Train ``config`` on ``data``, or return the cached result of the same config, data and code.
+
+    A corrupt or stale cache entry is reported with a warning and recomputed, never trusted.
+    ``use_cache=False`` neither reads nor writes the cache.
+    """
+    fingerprint = fingerprint or data_fingerprint(data)
+    if use_cache and (run := cached_run(config, fingerprint, cache_dir)) is not None:
+        return run
+    with single_threaded_blas():
+        model, history = train(config, data, progress)
+    if use_cache:
+        save_run(cache_path(config, fingerprint, cache_folder(cache_dir)),
+                 model.ws, history, fingerprint)
+    return Run(history, model.ws)
+
+
+@dataclass
+class _WorkerState:
+    data: Dataset | None = None
+    fingerprint: str = ""
+    queue: object = None
+
+
+_WORKER = _WorkerState()  # per worker process: the data it loaded once, and its progress queue
+
+
+def _worker_init(data_dir: str | None, queue) -> None:
+    _WORKER.data = prepare_data(*load_mnist(data_dir, download=False))
+    _WORKER.fingerprint = data_fingerprint(_WORKER.data)
+    _WORKER.queue = queue
+
+
+def _worker_run(config: TrainConfig, cache_dir: str, use_cache: bool, fingerprint: str) -> Run:
+    if _WORKER.fingerprint != fingerprint:
+        raise RuntimeError(f"worker processes loaded data (fingerprint {_WORKER.fingerprint}) "
+                           f"other than the data passed in ({fingerprint}); pass data_dir= or "
+                           "set MNIST_DIR to the folder the data came from, or processes=1")
+    return run_experiment(config, _WORKER.data, cache_dir=cache_dir, use_cache=use_cache,
+                          progress=_WORKER.queue.put, fingerprint=_WORKER.fingerprint)
+
+
+class ProgressReporter:
+    """Shows which runs are training (epoch, step, validation loss) while they run, then leaves a
+    one-line summary. In Jupyter it updates a single text display in place (so a saved notebook
+    keeps only the summary); elsewhere it prints a line every few seconds to stderr."""
+
+    def __init__(self, total: int, interval: float = 2.0):
+        self.total, self.done, self.interval = total, 0, interval
+        self.active: dict[str, Progress] = {}
+        self.handle, self._last = None, 0.0
+        try:
+            from IPython import get_ipython
+            from IPython.display import display
+            if getattr(get_ipython(), "kernel", None) is not None:  # a Jupyter kernel
+                self.handle = display({"text/plain": f"0/{total} runs ..."}, raw=True,
+                                      display_id=True)
+                self.interval = 0.5
+        except ImportError:
+            pass
+
+    def _show(self, text: str, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last < self.interval:
+            return
+        self._last = now
+        if self.handle is not None:
+            self.handle.update({"text/plain": text}, raw=True)
+        else:
+            print(text, file=sys.stderr, flush=True)
+
+    def update(self, event: Progress) -> None:
+        self.active[event.label] = event
+        lines = [f"{self.done}/{self.total} runs done; training:"] + [
+            f"  {p.label}: epoch {p.epoch + 1}/{p.num_epochs}, step {p.step}, "
+            f"val loss {p.val_loss:.4f}, val acc {p.val_accuracy:.2%}"
+            for p in self.active.values()]
+        self._show("\n".join(lines))
+
+    def finished(self, label: str) -> None:
+        self.done += 1
+        self.active.pop(label, None)
+
+    def close(self, summary: str) -> None:
+        self._show(summary, force=True)
+
+
+def run_experiments(configs: Sequence[TrainConfig], data: Dataset, *,
+                    processes: int | None = None, cache_dir: str | os.PathLike | None = None,
+                    use_cache: bool = True, data_dir: str | os.PathLike | None = None,
+                    quiet: bool = False) -> list[Run]:
+    """Run independent configs, in parallel processes, answering from the cache where it can.
+
+    Args:
+        configs: the runs (duplicates are run once).
+        data: the preprocessed data; worker processes load the same MNIST files themselves
+            (from ``data_dir`` or ``$MNIST_DIR``), which the data fingerprint then confirms.
+        processes: worker processes (default: all cores); 1 runs in this process.
+    Returns:
+        One Run per config, in order. Each worker pins BLAS to one thread, so the results equal
+        a serial run's bit for bit.
+    """
+    cache_dir = str(cache_folder(cache_dir))
+    fingerprint = data_fingerprint(data)
+    start = time.perf_counter()
+    results: dict[TrainConfig, Run] = {}
+    todo = []
+    for config in dict.fromkeys(configs):
+        run = cached_run(config, fingerprint, cache_dir) if use_cache else None
+        if run is not None:
+            results[config] = run
+        else:
+            todo.append(config)
+    processes = max(1, min(processes or os.cpu_count() or 1, len(todo)))
+    reporter = None if quiet else ProgressReporter(len(todo))
+
+    def on_progress(event: Progress) -> None:
+        if reporter:
+            reporter.update(event)
+
+    if processes == 1 or len(todo) <= 1:
+        for config in todo:
+            results[config] = run_experiment(config, data, cache_dir=cache_dir,
+                                             use_cache=use_cache, progress=on_progress,
+                                             fingerprint=fingerprint)
+            if reporter:
+                reporter.finished(config.label())
+    elif todo:
+        import multiprocessing as mp
+        from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+        ctx = mp.get_context("spawn")
+        with ctx.Manager() as manager:
+            queue = manager.Queue()
+            with ProcessPoolExecutor(processes, mp_context=ctx, initializer=_worker_init,
+                                     initargs=(str(mnist_dir(data_dir)), queue)) as pool:
+                futures = {pool.submit(_worker_run, c, cache_dir, use_cache, fingerprint): c
+                           for c in todo}
+                pending = set(futures)
+                while pending:
+                    finished, pending = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
+                    while not queue.empty():
+                        on_progress(queue.get())
+                    for future in finished:
+                        run = future.result()
+                        if run.history.config != futures[future]:
+                            raise RuntimeError("a worker returned another config's result")
+                        results[futures[future]] = run
+                        if reporter:
+                            reporter.finished(futures[future].label())
+    if reporter:
+        trained = sum(r.history.seconds for r in results.values() if not r.cached)
+        reporter.close(f"{len(results)} runs: {len(results) - len(todo)} from the cache, "
+                       f"{len(todo)} trained" + (f" ({trained:.0f} s of training in "
+                       f"{time.perf_counter() - start:.0f} s on {processes} process"
+                       f"{'es' if processes > 1 else ''})" if todo else ""))
+    return [results[c] for c in configs]
+
+
+# ================================================================================================
+# An independent cross-check: scikit-learn's MLPClassifier on the same data
+# ================================================================================================
+
+def sklearn_crosscheck(data: Dataset, config: TrainConfig, epochs: int, *,
+                       cache_dir: str | os.PathLike | None = None) -> dict:
+    """Train scikit-learn's MLPClassifier as close to ``config`` as it allows, as an independent
+    check of the accuracy; the result is cached as JSON.
+
+    One hidden layer (the width of ``config``), tanh (the closest to the improved sigmoid),
+    SGD with batch 32, momentum ``gamma`` without Nesterov and the same learning rate, no L2,
+    ``epochs`` epochs, on the same normalised images (without the bias column: scikit-learn adds
+    its own biases). Returns dict(val_accuracy, val_loss, train_accuracy, epochs, seconds).
+    """
+    import sklearn
+    key = hashlib.sha256(json.dumps([config.to_dict(), epochs, data_fingerprint(data),
+                                     sklearn.__version__]).encode()).hexdigest()[:20]
+    path = cache_folder(cache_dir) / f"sklearn-{key}.json"
+    if path.exists():
+        try:
+            return json.loads(path.read_text())
+        except ValueError:
+            warnings.warn(f"cache entry {path.name} is unusable; recomputing", RuntimeWarning)
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.neural_network import MLPClassifier
+    X_train, X_val = data.X_train[:config.train_size, :784], data.X_val[:config.val_size, :784]
+    y_train = data.Y_train[:config.train_size].argmax(1)
+    clf = MLPClassifier(hidden_layer_sizes=config.hidden_layers, activation="tanh", solver="sgd",
+                        alpha=0.0, batch_size=config.batch_size,
+                        learning_rate_init=config.learning_rate,
+                        momentum=config.momentum_gamma if config.use_momentum else 0.0,
+                        nesterovs_momentum=False, max_iter=epochs, shuffle=True,
+                        random_state=config.seed, tol=0.0, n_iter_no_change=epochs + 1)
+    start = time.perf_counter()
+    with warnings.catch_warnings(), single_threaded_blas():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf.fit(X_train, y_train)
+    probabilities = clf.predict_proba(X_val)
+    Y_val = data.Y_val[:config.val_size]
+    result = dict(val_accuracy=accuracy(Y_val, probabilities),
+                  val_loss=cross_entropy_loss(Y_val.astype(np.float64), probabilities),
+                  train_accuracy=float(clf.score(X_train, y_train)), epochs=epochs,
+                  seconds=time.perf_counter() - start)
+    atomic_write(path, json.dumps(result).encode())
+    return result
