@@ -27,38 +27,92 @@ from report.experiments import Run, single_threaded_blas
 # Analysis: seed statistics, tables, initialisation statistics, errors of the best network
 # ================================================================================================
 
-def run_metrics(history: History) -> dict[str, float]:
-    """The numbers the report compares, for one run.
+#: The significance level of every comparison in the report (two-sided, per comparison).
+LEVEL = 0.05
 
-    best_val_loss / best_val_accuracy / best_train_accuracy / best_epoch: at the check with the
-    lowest validation loss (the weights early stopping keeps); stop_epoch: where the run ended;
-    val_loss_epoch1: validation loss after one epoch (convergence speed); final_train_accuracy:
-    at the last check; overfit_rise: last minus best validation loss (how far it climbed after
-    the best check, a sign of overfitting)."""
+
+def run_metrics(history: History) -> dict[str, float]:
+    """The numbers the report compares, for one run, in both readings of early stopping.
+
+    At the *best check* (the lowest validation loss; the weights early stopping keeps):
+    best_val_loss, best_val_accuracy, best_train_accuracy, best_epoch. At the *end of training*
+    (the last check, where patience or the epoch limit ended the run): end_val_loss,
+    end_val_accuracy, end_train_accuracy, end_epoch. And: val_loss_epoch1, the validation loss
+    after one epoch (convergence speed); overfit_rise = end_val_loss - best_val_loss (how far the
+    validation loss climbed after the best check); accuracy_gain = end_val_accuracy -
+    best_val_accuracy (what validation accuracy did meanwhile)."""
     h = history
     after_one = int(np.searchsorted(h.check_steps, h.config.steps_per_epoch))
     return dict(best_val_loss=h.best["val_loss"], best_val_accuracy=h.best["val_accuracy"],
                 best_train_accuracy=h.best["train_accuracy"], best_epoch=h.best["epoch"],
-                stop_epoch=h.last["epoch"],
+                end_val_loss=h.last["val_loss"], end_val_accuracy=h.last["val_accuracy"],
+                end_train_accuracy=h.last["train_accuracy"], end_epoch=h.last["epoch"],
                 val_loss_epoch1=float(h.val_loss[min(after_one, h.val_loss.size - 1)]),
-                final_train_accuracy=h.last["train_accuracy"],
-                overfit_rise=h.last["val_loss"] - h.best["val_loss"])
+                overfit_rise=h.last["val_loss"] - h.best["val_loss"],
+                accuracy_gain=h.last["val_accuracy"] - h.best["val_accuracy"])
+
+
+def seed_metrics(runs: Sequence[Run]) -> dict[str, np.ndarray]:
+    """`run_metrics` of each run (one per seed): metric -> float64 (S,), in the runs' order."""
+    rows = [run_metrics(r.history) for r in runs]
+    return {m: np.array([row[m] for row in rows], dtype=np.float64) for m in rows[0]}
+
+
+def mean_sd(values: np.ndarray) -> tuple[float, float]:
+    """(mean, sample standard deviation with ddof=1; 0 for a single value)."""
+    v = np.asarray(values, dtype=np.float64)
+    return float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else 0.0
 
 
 def seed_statistics(runs: Sequence[Run]) -> dict[str, tuple[float, float]]:
-    """`run_metrics` over seeds: metric -> (mean, standard deviation with ddof=1; 0 for one run)."""
-    rows = [run_metrics(r.history) for r in runs]
-    out = {}
-    for metric in rows[0]:
-        v = np.array([row[metric] for row in rows], dtype=np.float64)
-        out[metric] = (float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else 0.0)
-    return out
+    """`run_metrics` over seeds: metric -> (mean, standard deviation with ddof=1)."""
+    return {m: mean_sd(v) for m, v in seed_metrics(runs).items()}
 
 
-def differs_beyond_noise(a: tuple[float, float], b: tuple[float, float], k: float = 2.0) -> bool:
-    """True when two (mean, std) pairs differ by more than ``k`` times their combined std
-    (sqrt(std_a^2 + std_b^2)); with k = 2 roughly a two-sigma difference."""
-    return abs(a[0] - b[0]) > k * float(np.hypot(a[1], b[1]))
+def outlier_seeds(values: np.ndarray, threshold: float = 3.5) -> np.ndarray:
+    """Indices of values that stand apart from the others: modified z-score
+    0.6745 |x - median| / MAD above ``threshold`` (Iglewicz and Hoaglin's rule, robust to the
+    outlier itself). int64 (K,), empty when none does (or when the MAD is 0)."""
+    v = np.asarray(values, dtype=np.float64)
+    mad = np.median(np.abs(v - np.median(v)))
+    if v.size < 3 or mad == 0:
+        return np.array([], dtype=np.int64)
+    return np.flatnonzero(0.6745 * np.abs(v - np.median(v)) / mad > threshold)
+
+
+def two_sample_test(a: np.ndarray, b: np.ndarray) -> tuple[str, float]:
+    """A two-sided test of a difference between two sets of seeds: (test name, p-value).
+
+    Welch's t-test (no equal-variance assumption) when both samples look normal; the
+    Mann–Whitney U test (exact, rank-based) when either has a seed that stands apart
+    (`outlier_seeds`), where a t-test's mean and variance would be driven by that one seed."""
+    from scipy import stats
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.size < 2 or b.size < 2:
+        raise ValueError(f"a test across seeds needs at least 2 seeds per side, got {a.size} "
+                         f"and {b.size}: set more seeds in the report's settings")
+    if outlier_seeds(a).size or outlier_seeds(b).size:
+        return "Mann–Whitney U", float(stats.mannwhitneyu(a, b, alternative="two-sided").pvalue)
+    if np.ptp(a) == 0 and np.ptp(b) == 0:   # no spread at all: equal, or certainly different
+        return "Welch's t-test", 1.0 if a[0] == b[0] else 0.0
+    return "Welch's t-test", float(stats.ttest_ind(a, b, equal_var=False).pvalue)
+
+
+def paired_test(a: np.ndarray, b: np.ndarray) -> tuple[str, float]:
+    """A two-sided paired t-test of b - a over the same seeds (e.g. one configuration's accuracy
+    at the end of training against at its best check): (test name, p-value)."""
+    from scipy import stats
+    d = np.asarray(b, dtype=np.float64) - np.asarray(a, dtype=np.float64)
+    if d.size < 2:
+        raise ValueError(f"a paired test needs at least 2 seeds, got {d.size}")
+    if np.ptp(d) == 0:
+        return "paired t-test", 1.0 if d[0] == 0 else 0.0
+    return "paired t-test", float(stats.ttest_1samp(d, 0.0).pvalue)
+
+
+def format_p(p: float) -> str:
+    """'p = 0.002', 'p = 0.41', 'p < 0.001'."""
+    return "p < 0.001" if p < 0.001 else f"p = {p:.2g}" if p < 0.1 else f"p = {p:.2f}"
 
 
 def mean_std(ms: tuple[float, float], digits: int = 4, percent: bool = False) -> str:
@@ -71,14 +125,43 @@ def mean_std(ms: tuple[float, float], digits: int = 4, percent: bool = False) ->
     return f"{m:.{digits}f} ±\u00a0{s:.{digits}f}"
 
 
-def compare(before: tuple[float, float], after: tuple[float, float], higher_is_better: bool,
-            percent: bool = False, digits: int = 4) -> str:
-    """'a → b (better|worse, beyond seed noise)' or 'a → b (within seed noise)'."""
-    text = f"{mean_std(before, digits, percent)} → {mean_std(after, digits, percent)}"
-    if not differs_beyond_noise(before, after):
-        return text + " (within seed noise)"
-    better = (after[0] > before[0]) == higher_is_better
-    return text + f" ({'better' if better else 'worse'}, beyond seed noise)"
+class Comparisons:
+    """The report's comparisons between configurations, each a two-sample test across seeds.
+
+    ``compare(before, after, metric)`` returns the sentence fragment the text quotes, e.g.
+    '0.1402 ± 0.0035 → 0.1169 ± 0.0023, lower (p = 0.002)' or '... no difference shown
+    (p = 0.41)', and records the test (`records`, written to results.json), so that every
+    comparative sentence in the report rests on a test whose p-value is shown next to it.
+    """
+
+    def __init__(self, metrics: dict[str, dict[str, np.ndarray]], level: float = LEVEL):
+        self.metrics, self.level = metrics, level
+        self.records: list[dict] = []
+
+    def test(self, before: str, after: str, metric: str) -> dict:
+        """The test of ``metric`` between two configurations (recorded once)."""
+        a, b = self.metrics[before][metric], self.metrics[after][metric]
+        name, p = two_sample_test(a, b)
+        record = dict(before=before, after=after, metric=metric, test=name, p_value=p,
+                      mean_before=float(a.mean()), mean_after=float(b.mean()),
+                      seeds=[int(a.size), int(b.size)], significant=bool(p < self.level))
+        if record not in self.records:
+            self.records.append(record)
+        return record
+
+    def __call__(self, before: str, after: str, metric: str, percent: bool = False,
+                 digits: int = 4) -> str:
+        r = self.test(before, after, metric)
+        a, b = self.metrics[before][metric], self.metrics[after][metric]
+        text = f"{mean_std(mean_sd(a), digits, percent)} → {mean_std(mean_sd(b), digits, percent)}"
+        how = format_p(r["p_value"]) + (", Mann–Whitney" if r["test"] != "Welch's t-test" else "")
+        if not r["significant"]:
+            return f"{text}, no difference shown ({how})"
+        return f"{text}, {'higher' if r['mean_after'] > r['mean_before'] else 'lower'} ({how})"
+
+    def differs(self, before: str, after: str, metric: str) -> bool:
+        """Whether the test finds a difference at the report's level."""
+        return self.test(before, after, metric)["significant"]
 
 
 def table_widths(columns: Sequence[Sequence[str]], budget: int = 70) -> list[int]:
@@ -175,29 +258,51 @@ GRADIENT_CHECK_COLUMNS = dict(layer="weights", checked="weights checked",
                               rel3="rel. error (ε = 1e-3)", rel5="rel. error (ε = 1e-5)")
 
 
-def seed_table(stats: dict[str, dict], runs: dict[str, Sequence[Run]],
+def step_multiply_adds(config: TrainConfig) -> int:
+    """Multiply-adds of one training step of ``config`` (a deterministic measure of its cost):
+    the forward products B·Σ fan_in·fan_out, the weight gradients as many again, and the
+    back-propagated errors B·Σ fan_in·fan_out over every layer but the first."""
+    sizes = [(a, b) for a, b in zip((785, *config.neurons_per_layer), config.neurons_per_layer)]
+    per_example = [a * b for a, b in sizes]
+    return config.batch_size * (2 * sum(per_example) + sum(per_example[1:]))
+
+
+def seed_table(metrics: dict[str, dict[str, np.ndarray]], runs: dict[str, Sequence[Run]],
                keys: Sequence[str]) -> str:
-    """Markdown table of `seed_statistics` for the configurations ``keys``."""
+    """Markdown table, mean ± standard deviation over seeds, of the configurations ``keys``:
+    validation loss after one epoch, then validation loss and accuracy and the epoch at the best
+    check (the weights early stopping keeps) and at the end of training."""
     rows = []
     for key in keys:
-        s = stats[key]
+        m = {name: mean_sd(v) for name, v in metrics[key].items()}
         rows.append(dict(name=RUN_NAMES.get(key, key),
                          params=f"{runs[key][0].history.num_parameters:,}",
-                         vl1=mean_std(s["val_loss_epoch1"], 3),
-                         bvl=mean_std(s["best_val_loss"], 4),
-                         bva=mean_std(s["best_val_accuracy"], 4, percent=True),
-                         bta=mean_std(s["best_train_accuracy"], 4, percent=True),
-                         be=mean_std(s["best_epoch"], 1), rise=mean_std(s["overfit_rise"], 3)))
+                         vl1=mean_std(m["val_loss_epoch1"], 3),
+                         bvl=mean_std(m["best_val_loss"], 4),
+                         bva=mean_std(m["best_val_accuracy"], 4, percent=True),
+                         be=mean_std(m["best_epoch"], 1),
+                         evl=mean_std(m["end_val_loss"], 4),
+                         eva=mean_std(m["end_val_accuracy"], 4, percent=True),
+                         ee=mean_std(m["end_epoch"], 1)))
     return markdown_table(rows, dict(
         name="configuration", params="parameters", vl1="val. loss after 1 epoch",
-        bvl="best val. loss", bva="best val. accuracy", bta="train. accuracy (at best)",
-        be="epoch of best", rise="val. loss rise after best"))
+        bvl="best check: val. loss", bva="best check: val. accuracy", be="best check: epoch",
+        evl="end: val. loss", eva="end: val. accuracy", ee="end: epoch"))
 
 
-def change(stats: dict[str, dict], before: str, after: str, metric: str,
-           higher_is_better: bool, percent: bool = False, digits: int = 4) -> str:
-    """`compare` of one metric between two configurations' seed statistics."""
-    return compare(stats[before][metric], stats[after][metric], higher_is_better, percent, digits)
+def per_seed_results(runs: Sequence[Run]) -> dict:
+    """results.json's record of one configuration: its seeds and, per seed, the validation loss,
+    accuracy and epoch at the best check and at the end of training."""
+    out = dict(seeds=[r.config.seed for r in runs], per_seed=[])
+    for r in runs:
+        h = r.history
+        out["per_seed"].append(dict(
+            seed=r.config.seed,
+            best=dict(val_loss=h.best["val_loss"], val_accuracy=h.best["val_accuracy"],
+                      epoch=h.best["epoch"]),
+            end=dict(val_loss=h.last["val_loss"], val_accuracy=h.last["val_accuracy"],
+                     epoch=h.last["epoch"])))
+    return out
 
 
 def write_results(path: str | os.PathLike, results: dict) -> None:

@@ -4,6 +4,7 @@ notebook can display it and the explorer can draw one from a background thread.
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -38,10 +39,21 @@ def moving_average(x: np.ndarray, window: int) -> np.ndarray:
 
 
 def show_figure(fig: Figure, name: str, folder: str | os.PathLike | None = None) -> None:
-    """Save ``fig`` (see `save_figure`) and display it in the notebook."""
+    """Save ``fig`` (see `save_figure`) and display it in the notebook as PNG (screen) and vector
+    PDF (the exported report), both rendered here with fixed metadata: no creation date, so a
+    rerun stores the same bytes."""
     from IPython.display import display
     save_figure(fig, name, folder)
-    display(fig)
+    display({"image/png": figure_bytes(fig, "png"), "application/pdf": figure_bytes(fig, "pdf"),
+             "text/plain": f"<Figure {name}>"}, raw=True)
+
+
+def figure_bytes(fig: Figure, fmt: str, dpi: int | None = None) -> bytes:
+    """``fig`` rendered as ``fmt`` ("png" or "pdf") without a timestamp in its metadata."""
+    metadata = {"CreationDate": None} if fmt == "pdf" else {"Software": None}
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format=fmt, dpi=dpi or fig.dpi, metadata=metadata)
+    return buffer.getvalue()
 
 
 def save_figure(fig: Figure, name: str, folder: str | os.PathLike | None = None) -> list[Path]:
@@ -67,6 +79,16 @@ def _epoch_axis(ax, steps_per_epoch: int) -> None:
     """A second x-axis on top, in epochs."""
     ax.secondary_xaxis("top", functions=(lambda s: s / steps_per_epoch,
                                          lambda e: e * steps_per_epoch)).set_xlabel("epoch")
+
+
+def _steps_axis(ax) -> None:
+    """Gradient steps on the x-axis with at most six ticks, labelled '10k' style, so that the
+    labels never run together when the figure is scaled down for print."""
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=5, steps=[1, 2, 2.5, 5, 10], integer=True))
+    ax.xaxis.set_major_formatter(FuncFormatter(
+        lambda x, _: f"{x / 1000:g}k" if abs(x) >= 1000 else f"{x:g}"))
+    ax.set_xlabel("gradient step")
 
 
 def _zoom(ax, curves: Iterable[np.ndarray], pad: float = 0.08, skip: float = 0.1,
@@ -113,7 +135,7 @@ def plot_training(history: History, title: str = "") -> Figure:
     for ax in (ax_loss, ax_acc):
         ax.axvline(best["step"], color="k", ls=":", lw=1,
                    label=f"best check (step {best['step']})")
-        ax.set_xlabel("gradient step")
+        _steps_axis(ax)
         ax.grid(alpha=0.3)
         _epoch_axis(ax, history.config.steps_per_epoch)
     ax_loss.plot(best["step"], best["val_loss"], "o", color="#d62728")
@@ -164,7 +186,7 @@ def plot_comparison(runs: dict[str, Sequence[Run]], metric: str = "loss",
                                                if metric == "loss" else " (whole set)"))
     ax_val.set_title(f"validation {metric} (dots: best check)")
     for ax in (ax_train, ax_val):
-        ax.set_xlabel("gradient step")
+        _steps_axis(ax)
         ax.grid(alpha=0.3)
     ax_train.set_ylabel(ylabel)
     if metric == "loss":
@@ -218,7 +240,7 @@ def plot_gradient_norms(init_norms: dict[str, tuple[np.ndarray, str]], deep: Run
     for l in range(layers):
         ax_train.semilogy(h.check_steps, h.grad_norms[:, l], color=colors[l], lw=1.0,
                           label=f"$W_{{{l + 1}}}$" if l in (0, layers - 1) or l % 3 == 0 else None)
-    ax_train.set_xlabel("gradient step")
+    _steps_axis(ax_train)
     ax_train.set_ylabel(r"$\|\partial C / \partial W_l\|$ (probe batch)")
     ax_train.set_title(title, fontsize=10)
     ax_train.legend(fontsize=7, ncol=2)
@@ -324,8 +346,92 @@ def plot_explorer(run: Run, baseline: Run, title: str) -> Figure:
     _zoom(ax_loss, [baseline.history.val_loss, run.history.val_loss], lower=0.0)
     _zoom(ax_acc, [baseline.history.val_accuracy, run.history.val_accuracy], upper=1.0)
     for ax in (ax_loss, ax_acc):
-        ax.set_xlabel("gradient step")
+        _steps_axis(ax)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.suptitle(title, fontsize=11)
+    return fig
+
+
+def plot_readings(runs: dict[str, Run], names: dict[str, str] | None = None) -> Figure:
+    """The two readings of early stopping, one run per configuration: validation loss (left) and
+    validation accuracy (right) at every check, a dot at the best check (lowest validation loss,
+    the weights early stopping keeps) and a square at the end of training."""
+    names = names or RUN_NAMES
+    fig, (ax_loss, ax_acc) = _figure(2, width=10, height=3.8)
+    for key, run in runs.items():
+        h, color = run.history, RUN_COLORS.get(key, "k")
+        for ax, values, field in ((ax_loss, h.val_loss, "val_loss"),
+                                  (ax_acc, h.val_accuracy, "val_accuracy")):
+            ax.plot(h.check_steps, values, color=color, lw=1.2,
+                    label=f"{names.get(key, key)} (seed {run.config.seed})")
+            ax.plot(h.best["step"], h.best[field], "o", color=color, ms=5)
+            ax.plot(h.last["step"], h.last[field], "s", color=color, ms=5, mfc="white")
+    ax_loss.set_title("validation loss (dot: best check, square: end)", fontsize=10)
+    ax_acc.set_title("validation accuracy", fontsize=10)
+    _zoom(ax_loss, [r.history.val_loss for r in runs.values()], skip=0.15)
+    _zoom(ax_acc, [r.history.val_accuracy for r in runs.values()], skip=0.15)
+    for ax in (ax_loss, ax_acc):
+        _steps_axis(ax)
+        ax.grid(alpha=0.3)
+    ax_acc.legend(fontsize=7, loc="lower right")
+    return fig
+
+
+def plot_seed_curves(runs: Sequence[Run], highlight: int, key: str = "3c") -> Figure:
+    """Every seed of one configuration: validation loss (left) and training and validation
+    accuracy (right) at every check; the seed at index ``highlight`` drawn bold, the others thin;
+    dots at each seed's best check, crosses where early stopping ended it."""
+    fig, (ax_loss, ax_acc) = _figure(2, width=10, height=3.8)
+    color = RUN_COLORS.get(key, "k")
+    for n, run in enumerate(runs):
+        h, bold = run.history, n == highlight
+        style = dict(color="#d62728" if bold else color, lw=1.6 if bold else 0.7,
+                     alpha=1.0 if bold else 0.6, zorder=3 if bold else 2)
+        label = f"seed {run.config.seed}" + (" (stands apart)" if bold else "")
+        ax_loss.plot(h.check_steps, h.val_loss, label=label, **style)
+        ax_loss.plot(h.best["step"], h.best["val_loss"], "o", ms=5, color=style["color"],
+                     zorder=4)
+        ax_loss.plot(h.last["step"], h.last["val_loss"], "x", ms=6, color=style["color"])
+        ax_acc.plot(h.check_steps, h.val_accuracy, **style)
+        ax_acc.plot(h.check_steps, h.train_accuracy, ls="--", **style)
+        ax_acc.plot(h.best["step"], h.best["val_accuracy"], "o", ms=5, color=style["color"],
+                    zorder=4)
+    ax_loss.set_title("validation loss (dots: best check, crosses: end)", fontsize=10)
+    ax_acc.set_title("accuracy (solid: validation, dashed: training)", fontsize=10)
+    _zoom(ax_loss, [r.history.val_loss for r in runs], skip=0.1)
+    _zoom(ax_acc, [r.history.val_accuracy for r in runs], skip=0.1, upper=1.0)
+    for ax in (ax_loss, ax_acc):
+        _steps_axis(ax)
+        ax.grid(alpha=0.3)
+    ax_loss.legend(fontsize=7, loc="upper right")
+    return fig
+
+
+def plot_seed_spread(metrics: dict[str, dict[str, np.ndarray]],
+                     names: dict[str, str] | None = None) -> Figure:
+    """Every seed as a dot, per configuration (x): validation loss at the best check (left) and
+    validation accuracy at the best check and at the end of training (right). Bars: the means."""
+    fig, (ax_loss, ax_acc) = _figure(2, width=10, height=3.8)
+    keys = list(metrics)
+    for x, key in enumerate(keys):
+        m, color = metrics[key], RUN_COLORS.get(key, "k")
+        jitter = np.linspace(-0.12, 0.12, m["best_val_loss"].size)
+        ax_loss.plot(x + jitter, m["best_val_loss"], "o", color=color, ms=4)
+        ax_loss.hlines(m["best_val_loss"].mean(), x - 0.25, x + 0.25, color=color, lw=1.5)
+        for shift, field, marker in ((-0.18, "best_val_accuracy", "o"),
+                                     (0.18, "end_val_accuracy", "s")):
+            v = 100 * m[field]
+            ax_acc.plot(x + shift + jitter / 2, v, marker, color=color, ms=4,
+                        mfc=color if marker == "o" else "white")
+            ax_acc.hlines(v.mean(), x + shift - 0.12, x + shift + 0.12, color=color, lw=1.5)
+    ax_acc.plot([], [], "o", color="k", ms=4, label="at the best check")
+    ax_acc.plot([], [], "s", color="k", mfc="white", ms=4, label="at the end of training")
+    ax_loss.set_ylabel("validation loss at the best check")
+    ax_acc.set_ylabel("validation accuracy (%)")
+    for ax in (ax_loss, ax_acc):
+        ax.set_xticks(range(len(keys)), keys)
+        ax.set_xlabel("configuration (Task)")
+        ax.grid(alpha=0.3, axis="y")
+    ax_acc.legend(fontsize=7, loc="lower right")
     return fig

@@ -3,6 +3,7 @@ holds a full run's outputs without run-to-run noise, and (with A2_FULL_REPORT=1)
 agrees with the committed results.json."""
 
 import json
+import re
 import os
 import shutil
 import subprocess
@@ -104,12 +105,36 @@ def test_committed_notebook_holds_a_clean_full_run():
         assert f"### Task {task}" in sources or f"Task {task} " in sources, f"no heading for Task {task}"
     results = json.loads((ROOT / "figures" / "results.json").read_text())
     assert results["quick"] is False, "the committed results come from a quick run"
+    check_claims(nb, results)
+
+
+def check_claims(nb, results: dict) -> None:
+    """What the report concludes rests on tests across at least five seeds, read both ways: every
+    configuration records its seeds with the best-check and end-of-training readings; every
+    comparison the text quotes ('a → b') carries its p-value; no wall-clock time is recorded."""
+    for key in ("2c", "3a", "3b", "3c", "4a", "4b", "4d", "4e"):
+        run = results["runs"][key]
+        assert len(run["seeds"]) >= 5 and len(run["per_seed"]) == len(run["seeds"]), key
+        for seed in run["per_seed"]:
+            for reading in ("best", "end"):
+                assert set(seed[reading]) == {"val_loss", "val_accuracy", "epoch"}, (key, seed)
+    assert results["comparisons"], "no comparison recorded"
+    for name, c in results["comparisons"].items():
+        assert c["test"] in ("Welch's t-test", "Mann–Whitney U") and 0 <= c["p_value"] <= 1, name
+    assert "seconds" not in json.dumps(results), "wall-clock times are not results"
+    claims = [text for _, text in text_outputs(nb) if " → " in text and "±" in text and "|" not in text]
+    assert len(claims) >= 8, "the Task 3 and Task 4 comparisons are missing"
+    for text in claims:
+        for fragment in text.split(" → ")[1:]:
+            head = fragment[:160]
+            assert re.search(r"\(p [=<] [0-9.]+", head), f"a comparison without its p-value: {head!r}"
 
 
 def close(new, old, key: str) -> list[str]:
     """Differences beyond the stated tolerance, as messages. Tolerances: accuracies 0.5
     percentage points; losses 0.01 + 5 %; epochs 5; gradient-check errors both below 1e-5;
-    every other number (counts, widths, statistics of the data) exactly, or to 1e-9 relative."""
+    p-values 0.02 + 50 % (whether a comparison is significant must match exactly); every other
+    number (counts, widths, statistics of the data) exactly, or to 1e-9 relative."""
     if isinstance(old, dict):
         if set(new) != set(old):
             return [f"{key}: keys {sorted(set(new) ^ set(old))} differ"]
@@ -119,7 +144,9 @@ def close(new, old, key: str) -> list[str]:
     if isinstance(old, (bool, str)) or old is None:
         return [] if new == old else [f"{key}: {new!r} != {old!r}"]
     k = key.lower()
-    if "gradient_check" in k:
+    if k.endswith("p_value"):       # the conclusion itself ("significant") must match exactly
+        ok = abs(new - old) <= 0.02 + 0.5 * old
+    elif "gradient_check" in k:
         ok = new < 1e-5 and old < 1e-5
     elif "accuracy" in k or ".sweep." in k:
         ok = abs(new - old) <= 0.005
@@ -127,8 +154,6 @@ def close(new, old, key: str) -> list[str]:
         ok = abs(new - old) <= 0.01 + 0.05 * abs(old)
     elif "epoch" in k:
         ok = abs(new - old) <= 5
-    elif "seconds" in k:
-        ok = True
     else:
         ok = abs(new - old) <= 1e-9 * max(1.0, abs(old))
     return [] if ok else [f"{key}: {new} vs committed {old}"]
