@@ -39,7 +39,7 @@ is repeated ``--repeats`` times, interleaved (ours, sklearn, textbook, ours, ...
 a table with the BLAS library's default thread count.
 
 Usage (from the project folder):
-    MNIST_DIR=/work/shared/mnist .venv/bin/python benchmarks/bench_train.py [--epochs 10]
+    MNIST_DIR=/path/to/mnist .venv/bin/python benchmarks/bench_train.py [--epochs 10]
 """
 
 from __future__ import annotations
