@@ -1,6 +1,6 @@
-# TDT4265 Assignment 2. `make report` builds the report, `make test` runs the tests; both create
-# the virtual environment .venv on first use. MNIST: set MNIST_DIR to a folder holding the four
-# original IDX files, or let the loader download them into data/mnist.
+# TDT4265 Assignment 2. `make report` builds the report, `make lab` opens it in JupyterLab, `make test`
+# runs the tests; each creates the virtual environment .venv on first use. MNIST: set MNIST_DIR to a
+# folder holding the four original IDX files, or let the loader download them into data/mnist.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV    := .venv
 BIN     := $(VENV)/bin
@@ -8,12 +8,12 @@ STAMP   := $(VENV)/.installed
 NB      := assignment2.ipynb
 EXPORT  := $(BIN)/jupyter nbconvert --config export/nbconvert_config.py
 HEADINGS := $(foreach t,1a 1b 2a 2b 2c 2d 3a 3b 3c 4a 4b 4c 4d 4e,--require-heading "Task $(t)")
-# Execute in place, keeping outputs free of run-to-run noise (no cell timings, no widget state).
-EXECUTE := $(BIN)/jupyter nbconvert --to notebook --execute --inplace \
-           --ExecutePreprocessor.timeout=1800 --ExecutePreprocessor.record_timing=False \
-           --ExecutePreprocessor.store_widget_state=False
+# Execute in place with progress in the terminal, keeping the outputs free of run-to-run noise
+# (no cell timings, no widget state): report/execute.py.
+EXECUTE := $(BIN)/python -m report.execute --timeout 1800
+LAB_PORT ?= 8888
 
-.PHONY: setup report pdf test quick bench clean
+.PHONY: setup report lab pdf test quick bench clean
 
 setup: $(STAMP)
 $(STAMP): requirements.txt
@@ -27,6 +27,12 @@ report: $(STAMP)
 	rm -rf cache
 	$(EXECUTE) $(NB)
 	$(MAKE) pdf
+
+## lab: open the notebook in JupyterLab with the project's environment (the explorer needs a kernel)
+lab: $(STAMP)
+	@echo "JupyterLab on the notebook; open the http://localhost:$(LAB_PORT)/lab/... URL it prints below."
+	@echo "MNIST_DIR=$${MNIST_DIR:-data/mnist (downloaded when missing)}. Ctrl-C (twice) stops it."
+	$(BIN)/jupyter lab --no-browser --port=$(LAB_PORT) --ServerApp.open_browser=False $(NB)
 
 ## pdf: export the notebook as it is (no re-run) to assignment2.pdf and check it
 pdf: $(STAMP)

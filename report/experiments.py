@@ -188,13 +188,28 @@ def run_experiment(config: TrainConfig, data: Dataset, *, cache_dir: str | os.Pa
 # A small pool of our own rather than ProcessPoolExecutor, whose shutdown waits for every queued
 # run: on Ctrl-C or the kernel's stop button the parent terminates its workers at once.
 
-def _worker_main(data_dir: str, fingerprint: str, cache_dir: str, use_cache: bool,
+def _die_with_parent(parent: int) -> None:
+    """On Linux, have the system send this worker SIGTERM when its parent dies (a Jupyter kernel
+    that is shut down or killed while training), so that no worker is ever orphaned; and leave
+    at once if the parent is already gone."""
+    import ctypes
+    import signal
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):                               # not Linux: best effort
+        pass
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+def _worker_main(parent: int, data_dir: str, fingerprint: str, cache_dir: str, use_cache: bool,
                  tasks, events) -> None:
     """A worker process: train each (index, config) from ``tasks`` until None, putting
     ("progress", Progress), ("done", index, Run) or ("error", index, text) on ``events``.
     SIGINT is ignored here (its disposition is inherited from the parent's start-up): the
     parent alone decides to stop, and ends its workers itself."""
     import traceback
+    _die_with_parent(parent)
     try:
         data = prepare_data(*load_mnist(data_dir, download=False))
         if data_fingerprint(data) != fingerprint:
@@ -238,8 +253,8 @@ class _Workers:
         ctx = mp.get_context("spawn")
         self.tasks, self.events = ctx.Queue(), ctx.Queue()
         self.procs = [ctx.Process(target=_worker_main, daemon=True,
-                                  args=(data_dir, fingerprint, cache_dir, use_cache,
-                                        self.tasks, self.events))
+                                  args=(os.getpid(), data_dir, fingerprint, cache_dir,
+                                        use_cache, self.tasks, self.events))
                       for _ in range(processes)]
         # Children inherit an ignored SIGINT from the start on (a terminal's Ctrl-C goes to the
         # whole process group; a worker still importing would print a traceback).

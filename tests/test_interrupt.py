@@ -223,3 +223,25 @@ def test_expected_cost_starts_the_longest_runs_first():
         neurons_per_layer=(64,) * 10 + (10,))
     order = sorted([tanh, wide, plain, deep], key=experiments.expected_cost, reverse=True)
     assert order[-1] == tanh and set(order[:3]) == {plain, wide, deep}
+
+
+def test_workers_die_with_their_parent(tmp_path):
+    """A kernel shut down or killed while training (Ctrl-C during `make report` ends the kernel
+    that way) takes its workers with it: none goes on training as an orphan."""
+    script = tmp_path / "train.py"
+    script.write_text(SETUP.format(root=str(ROOT)) + textwrap.dedent(f"""
+        if __name__ == "__main__":
+            data = h.prepare_data(*h.load_mnist(download=False))
+            experiments.run_experiments(CONFIGS, data, processes=2, cache_dir={str(tmp_path)!r},
+                                        quiet=True)
+        """))
+    process = subprocess.Popen([sys.executable, str(script)], cwd=ROOT)
+    try:
+        assert wait_for(lambda: len([c for c in children(process.pid) if running(c)]) >= 2, 60)
+        workers = children(process.pid)
+        process.kill()
+        process.wait(timeout=10)
+        assert wait_for(lambda: not any(running(w) for w in workers), 2), "orphaned workers"
+    finally:
+        if process.poll() is None:
+            process.kill()

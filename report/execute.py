@@ -1,0 +1,162 @@
+"""Execute the report notebook in place, saying in the terminal what it is doing.
+
+    python -m report.execute assignment2.ipynb [--timeout SECONDS]
+
+``jupyter nbconvert --execute`` prints nothing until the whole notebook has run. This runs it with
+nbclient the same way (no cell timings, no widget state, a cell timeout) and prints, to stderr,
+which section and cell it is in, the training progress the notebook shows (runs done of total, the
+current runs' epochs), a heartbeat whenever nothing else was printed for a few seconds, and one
+summary line at the end. The saved notebook gets none of this: only the outputs the cells leave.
+On an error or Ctrl-C the notebook on disk is left as it was.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+import time
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
+
+PROGRESS_EVERY = 3.0    # seconds between two training-progress lines
+HEARTBEAT_AFTER = 8.0   # seconds of silence before a "still running" line
+
+
+# ================================================================================================
+# What to say: the section a cell belongs to, the notebook's own progress displays
+# ================================================================================================
+
+def section_titles(nb) -> list[str]:
+    """For every cell, the title of the nearest Markdown heading at or above it ('' before any)."""
+    titles, current = [], ""
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            for line in cell.source.splitlines():
+                if line.startswith("#"):
+                    current = line.lstrip("#").strip()
+        titles.append(current)
+    return titles
+
+
+def progress_text(msg: dict) -> str | None:
+    """The text of a display that updates in place (the notebook's training progress), as one
+    line; None for every other message."""
+    content = msg["content"]
+    transient = content.get("transient") or {}
+    if msg["msg_type"] not in ("display_data", "update_display_data") or not transient.get("display_id"):
+        return None
+    text = content.get("data", {}).get("text/plain")
+    if not text:
+        return None
+    return "; ".join(line.strip() for line in text.splitlines() if line.strip())
+
+
+class Terminal:
+    """Timestamped lines on a stream, and a heartbeat thread that speaks up after
+    ``HEARTBEAT_AFTER`` seconds of silence."""
+
+    def __init__(self, stream=sys.stderr):
+        self.stream, self.start = stream, time.monotonic()
+        self.last, self.doing = self.start, ""
+        self._lock, self._stop = threading.Lock(), threading.Event()
+        self._thread = threading.Thread(target=self._heartbeat, daemon=True)
+
+    def say(self, text: str) -> None:
+        with self._lock:
+            now = time.monotonic()
+            print(f"[{now - self.start:6.1f} s] {text}", file=self.stream, flush=True)
+            self.last = now
+
+    def _heartbeat(self) -> None:
+        while not self._stop.wait(1.0):
+            if self.doing and time.monotonic() - self.last >= HEARTBEAT_AFTER:
+                self.say(f"  ... still running {self.doing}")
+
+    def __enter__(self) -> "Terminal":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+# ================================================================================================
+# The client: nbclient's, with a word to the terminal at each cell and each progress update
+# ================================================================================================
+
+class ReportClient(NotebookClient):
+    """A NotebookClient that reports to a `Terminal` as it goes."""
+
+    def __init__(self, nb, terminal: Terminal, **kwargs):
+        super().__init__(nb, on_cell_start=self._cell_start, **kwargs)
+        self.terminal, self.titles = terminal, section_titles(nb)
+        self.code_cells = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"]
+        self.last_progress, self.summary = 0.0, ""
+
+    def _cell_start(self, cell, cell_index: int) -> None:
+        if cell.cell_type != "code":
+            return
+        n = self.code_cells.index(cell_index) + 1
+        where = self.titles[cell_index] or "the start"
+        self.terminal.doing = f"cell {n}/{len(self.code_cells)} ({where})"
+        self.terminal.say(f"cell {n}/{len(self.code_cells)}: {where}")
+
+    def process_message(self, msg, cell, cell_index):
+        text = progress_text(msg)
+        if text is not None:
+            now = time.monotonic()
+            if " runs: " in text:                 # run_experiments' closing summary
+                self.summary = text
+                self.terminal.say(f"  {text}")
+            elif now - self.last_progress >= PROGRESS_EVERY:
+                self.last_progress = now
+                self.terminal.say(f"  {text}")
+        return super().process_message(msg, cell, cell_index)
+
+
+def execute(path: Path, timeout: int) -> str:
+    """Run the notebook at ``path`` in place (its folder as the working directory); returns the
+    one-line summary. Raises (leaving the file untouched) if a cell fails or on Ctrl-C."""
+    nb = nbformat.read(path, as_version=4)
+    with Terminal() as terminal:
+        terminal.say(f"executing {path.name} ({sum(c.cell_type == 'code' for c in nb.cells)} "
+                     f"code cells); Ctrl-C stops it and leaves the file as it was")
+        client = ReportClient(nb, terminal, timeout=timeout, kernel_name="python3",
+                              record_timing=False, store_widget_state=False,
+                              resources={"metadata": {"path": str(path.parent)}})
+        client.execute()
+        nbformat.write(nb, path)
+        seconds = time.monotonic() - terminal.start
+        runs = f"; {client.summary}" if client.summary else ""
+        summary = f"{path.name}: {len(client.code_cells)} cells run in {seconds:.0f} s{runs}"
+        terminal.say(summary)
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("notebook", type=Path)
+    parser.add_argument("--timeout", type=int, default=1800,
+                        help="seconds one cell may take (default 1800)")
+    args = parser.parse_args(argv)
+    if not args.notebook.is_file():
+        parser.error(f"{args.notebook} is not a file")
+    try:
+        execute(args.notebook.resolve(), args.timeout)
+    except CellExecutionError as err:
+        print(f"\nA cell failed; {args.notebook} was not changed.\n{err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"\nInterrupted; {args.notebook} was not changed. Runs that finished are in the "
+              "cache: running the notebook again resumes from them.", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,67 @@
+"""A rerun changes nothing: executing the notebook the way `make report` does (report/execute.py,
+from a clean cache) twice gives byte-identical notebooks, figures and results.json, and no output
+holds a date or a wall-clock time. Quick mode, so that it takes seconds, not minutes."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.skipif(not os.environ.get("MNIST_DIR"),
+                                reason="set MNIST_DIR to the folder with the MNIST files")
+# A date, a time of day, or a duration in seconds, as they would appear in outputs or metadata.
+CLOCK = re.compile(r"\b20\d\d-\d\d-\d\d|\b\d\d:\d\d:\d\d\b|\d+(\.\d+)? ?(s|sec|seconds)\b(?! of)")
+
+
+def make_report_run(tmp_path: Path, name: str) -> tuple[bytes, dict[str, bytes], str]:
+    """Execute a copy of the notebook as `make report` does, with a clean cache of its own.
+    Returns (the saved notebook's bytes, figure name -> bytes, what the terminal showed)."""
+    notebook = ROOT / f".rerun-{name}-{os.getpid()}.ipynb"   # beside helpers.py, like the real one
+    shutil.copy(ROOT / "assignment2.ipynb", notebook)
+    figures, cache = tmp_path / name / "figures", tmp_path / name / "cache"
+    env = dict(os.environ, A2_QUICK="1", A2_CACHE_DIR=str(cache), A2_FIGURE_DIR=str(figures))
+    try:
+        done = subprocess.run([sys.executable, "-m", "report.execute", str(notebook)], cwd=ROOT,
+                              env=env, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-3000:]
+        saved = notebook.read_bytes()
+    finally:
+        notebook.unlink(missing_ok=True)
+    return saved, {p.name: p.read_bytes() for p in sorted(figures.iterdir())}, done.stderr
+
+
+def test_two_clean_runs_give_identical_bytes_and_no_clock_in_any_output(tmp_path):
+    first, figures_1, terminal = make_report_run(tmp_path, "a")
+    second, figures_2, _ = make_report_run(tmp_path, "b")
+    assert first == second, "the saved notebook differs between two runs"
+    assert figures_1.keys() == figures_2.keys()
+    for name in figures_1:
+        assert figures_1[name] == figures_2[name], f"figures/{name} differs between two runs"
+
+    nb = json.loads(first)
+    assert "widgets" not in nb["metadata"]
+    for i, cell in enumerate(nb["cells"]):
+        assert "execution" not in cell.get("metadata", {}), f"cell {i} keeps its timings"
+        for out in cell.get("outputs", []):
+            texts = [out.get("text", "")] + [v if isinstance(v, str) else "".join(v)
+                                             for k, v in out.get("data", {}).items()
+                                             if k.startswith("text/")]
+            for text in texts:
+                assert not CLOCK.search(text), f"cell {i} shows a clock: {CLOCK.search(text)[0]!r}"
+    results = json.loads(figures_1["results.json"])
+    assert "seconds" not in json.dumps(results)
+    for name, blob in figures_1.items():
+        if name.endswith(".pdf"):
+            assert b"/CreationDate" not in blob, f"{name} records its creation date"
+
+    # What the terminal showed: the sections as they ran, the training, one closing line.
+    assert "cell 1/" in terminal and "Task 2c" in terminal and "runs: 0 from the cache" in terminal
+    assert re.search(r"cells run in \d+ s; \d+ runs: ", terminal.strip().splitlines()[-1])
