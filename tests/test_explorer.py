@@ -38,28 +38,51 @@ def wait_for(condition, seconds=60.0):
     return False
 
 
+
 def test_cached_network_is_drawn_at_once(explorer_setup):
     data, task3, cache = explorer_setup
     explorer = HiddenUnitExplorer(data, task3, widths=(8, 16), depths=(1, 2), cache_dir=cache)
     assert explorer.config() == task3.config
     assert explorer.shown == task3.config
-    assert explorer.status.value == "from the cache"
-    assert len(explorer.out.outputs) == 1 and "image/png" in explorer.out.outputs[0]["data"]
+    assert bytes(explorer.image.value).startswith(b"\x89PNG")
+    assert "Drawn:</b> [16, 10]" in explorer.drawn.value and "from the cache" in explorer.drawn.value
+    assert explorer.training.value == "" and explorer.bar.layout.visibility == "hidden"
+    # the slider descriptions are whole: no fixed description width that would cut them off
+    for slider in (explorer.units, explorer.layers):
+        assert slider.style.description_width == "initial"
+    assert explorer.units.description == "hidden units per layer"
+
+
+def test_one_image_replaced_in_place_through_every_move(explorer_setup):
+    """Untrained, then back to a cached width while it trains, then the trained one: there is
+    always exactly one image widget in the view, and its value changes."""
+    data, task3, cache = explorer_setup
+    explorer = HiddenUnitExplorer(data, task3, widths=(8, 16), depths=(1, 2), cache_dir=cache)
+    image = explorer.image
+    first = bytes(image.value)
+    explorer.layers.value = 2                       # [16, 16, 10]: not in the cache
+    assert "<b>Training</b> [16, 16, 10]" in explorer.training.value    # announced at once
+    assert explorer.bar.layout.visibility == "visible"
+    assert bytes(explorer.image.value) == first and explorer.shown == task3.config  # the plot stays
+    explorer.layers.value = 1                       # back to the cached [16, 10] while training
+    assert explorer.shown == task3.config and "[16, 10]" in explorer.drawn.value
+    assert wait_for(lambda: explorer.training.value == ""), explorer.training.value
+    explorer.layers.value = 2                       # trained meanwhile: drawn from the cache
+    assert explorer.shown.neurons_per_layer == (16, 16, 10)
+    assert "from the cache" in explorer.drawn.value and bytes(explorer.image.value) != first
+    images = [w for w in explorer.widget.children if w.__class__.__name__ == "Image"]
+    assert images == [image], "the plot must be one Image widget, replaced in place"
 
 
 def test_new_network_trains_in_background_then_is_drawn_and_cached(explorer_setup):
     data, task3, cache = explorer_setup
     explorer = HiddenUnitExplorer(data, task3, widths=(8, 16), depths=(1, 2), cache_dir=cache)
     explorer.layers.value = 2                       # [16, 16, 10]: not in the cache
-    assert "training" in explorer.status.value      # returned at once, training announced
-    assert wait_for(lambda: explorer.status.value == "trained just now"), explorer.status.value
-    assert explorer.bar.layout.visibility == "hidden" or wait_for(
-        lambda: explorer.bar.layout.visibility == "hidden")
+    assert wait_for(lambda: "trained just now" in explorer.drawn.value), explorer.drawn.value
+    assert wait_for(lambda: explorer.bar.layout.visibility == "hidden")
+    assert explorer.training.value == ""
     wanted = task3.config.replace(neurons_per_layer=(16, 16, 10))
     assert experiments.cached_run(wanted, experiments.data_fingerprint(data), cache) is not None
-    explorer.layers.value = 1
-    explorer.layers.value = 2                       # now answered from the cache
-    assert explorer.status.value == "from the cache"
 
 
 def test_only_the_latest_choice_is_drawn(explorer_setup):
@@ -68,8 +91,33 @@ def test_only_the_latest_choice_is_drawn(explorer_setup):
     explorer = HiddenUnitExplorer(data, task3, widths=(8, 16), depths=(1, 2), cache_dir=cache)
     explorer.layers.value = 2                       # starts training [16, 16, 10]
     explorer.units.value = 8                        # then asks for [8, 8, 10]
-    assert wait_for(lambda: experiments.cached_run(explorer.config(), experiments.data_fingerprint(data), cache,
-                                         warn=False) is not None)
     assert wait_for(lambda: explorer.shown == explorer.config())
     assert explorer.shown.neurons_per_layer == (8, 8, 10)
-    assert explorer.status.value == "trained just now"
+    assert "trained just now" in explorer.drawn.value
+
+
+def test_a_failure_is_shown_not_lost(explorer_setup, monkeypatch):
+    data, task3, cache = explorer_setup
+    from report import explorer as module
+
+    def broken(*args, **kwargs):
+        raise MemoryError("no room")
+    monkeypatch.setattr(module, "run_experiment", broken)
+    explorer = HiddenUnitExplorer(data, task3, widths=(8, 16), depths=(1, 2), cache_dir=cache)
+    explorer.layers.value = 2
+    assert wait_for(lambda: "failed" in explorer.training.value)
+    assert wait_for(lambda: explorer._worker is None)
+    assert "MemoryError: no room" in explorer.training.value and explorer.shown == task3.config
+
+
+def test_output_carries_the_widget_and_a_static_image(explorer_setup):
+    """JupyterLab renders the widget view; GitHub and nbviewer, which cannot, the PNG."""
+    import base64
+    data, task3, cache = explorer_setup
+    explorer = HiddenUnitExplorer(data, task3, widths=(8, 16), depths=(1, 2), cache_dir=cache)
+    bundle = explorer._repr_mimebundle_()
+    view = bundle["application/vnd.jupyter.widget-view+json"]
+    assert view["model_id"] == explorer.widget.model_id
+    assert base64.b64decode(bundle["image/png"]) == bytes(explorer.image.value)
+    for text in ("VBox(", "HBox(", "IntProgress(", "interactive("):
+        assert text not in bundle["text/plain"]
