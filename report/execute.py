@@ -6,8 +6,9 @@
 nbclient the same way (no cell timings, no widget state, a cell timeout) and prints, to stderr,
 which section and cell it is in, the training progress the notebook shows (runs done of total, the
 current runs' epochs), a heartbeat whenever nothing else was printed for a few seconds, and one
-summary line at the end. The saved notebook gets none of this: only the outputs the cells leave.
-On an error or Ctrl-C the notebook on disk is left as it was.
+summary line at the end. The saved notebook gets none of this: only the outputs the cells leave,
+with the explorer saved as its image (`static_widgets`). On an error or Ctrl-C the notebook on disk
+is left as it was.
 """
 
 from __future__ import annotations
@@ -40,6 +41,20 @@ def section_titles(nb) -> list[str]:
                     current = line.lstrip("#").strip()
         titles.append(current)
     return titles
+
+
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
+def static_widgets(nb) -> None:
+    """Drop the live-widget view from every output that also carries an image: the saved report
+    stores no widget state, so the view could only say "model not found", and its model id is
+    new on every run. What is saved is the image; running the cell brings the live widget back."""
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if WIDGET_VIEW in data and "image/png" in data:
+                del data[WIDGET_VIEW]
 
 
 def progress_text(msg: dict) -> str | None:
@@ -130,6 +145,7 @@ def execute(path: Path, timeout: int) -> str:
                               record_timing=False, store_widget_state=False,
                               resources={"metadata": {"path": str(path.parent)}})
         client.execute()
+        static_widgets(nb)
         nbformat.write(nb, path)
         seconds = time.monotonic() - terminal.start
         runs = f"; {client.summary}" if client.summary else ""
