@@ -67,7 +67,8 @@ def progress_text(msg: dict) -> str | None:
     text = content.get("data", {}).get("text/plain")
     if not text:
         return None
-    return "; ".join(line.strip() for line in text.splitlines() if line.strip())
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return " ".join(lines[:1] + ["; ".join(lines[1:])]).strip()
 
 
 class Terminal:
