@@ -110,6 +110,17 @@ def paired_test(a: np.ndarray, b: np.ndarray) -> tuple[str, float]:
     return "paired t-test", float(stats.ttest_1samp(d, 0.0).pvalue)
 
 
+def holm(p_values: Sequence[float]) -> np.ndarray:
+    """Holm's step-down adjustment of p-values for testing them all at once (controls the chance
+    of any false difference among them): float64 (M,), in the input's order."""
+    p = np.asarray(p_values, dtype=np.float64)
+    order = np.argsort(p, kind="stable")
+    adjusted = np.maximum.accumulate((p.size - np.arange(p.size)) * p[order])
+    out = np.empty_like(p)
+    out[order] = np.minimum(adjusted, 1.0)
+    return out
+
+
 def format_p(p: float) -> str:
     """'p = 0.002', 'p = 0.41', 'p < 0.001'."""
     return "p < 0.001" if p < 0.001 else f"p = {p:.2g}" if p < 0.1 else f"p = {p:.2f}"

@@ -123,3 +123,11 @@ def test_step_multiply_adds_counts_forward_gradients_and_back_propagated_errors(
     two = TrainConfig(neurons_per_layer=(60, 60, 10))
     w = [785 * 60, 60 * 60, 60 * 10]
     assert analysis.step_multiply_adds(two) == 32 * (2 * sum(w) + w[1] + w[2])
+
+
+def test_holm_adjustment_matches_the_textbook_example():
+    # p-values 0.01, 0.04, 0.03, 0.005 -> sorted 0.005, 0.01, 0.03, 0.04 times 4, 3, 2, 1
+    # = 0.02, 0.03, 0.06, 0.04 -> made monotone: 0.02, 0.03, 0.06, 0.06
+    adjusted = analysis.holm([0.01, 0.04, 0.03, 0.005])
+    np.testing.assert_allclose(adjusted, [0.03, 0.06, 0.06, 0.02])
+    assert analysis.holm([0.9, 0.8]).max() == 1.0
