@@ -202,21 +202,28 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def _worker_main(parent: int, data_dir: str, fingerprint: str, cache_dir: str, use_cache: bool,
-                 tasks, events) -> None:
+def _worker_main(parent: int, source: str | Dataset, fingerprint: str, cache_dir: str,
+                 use_cache: bool, tasks, events) -> None:
     """A worker process: train each (index, config) from ``tasks`` until None, putting
     ("progress", Progress), ("done", index, Run) or ("error", index, text) on ``events``.
-    SIGINT is ignored here (its disposition is inherited from the parent's start-up): the
-    parent alone decides to stop, and ends its workers itself."""
+    ``source`` is the MNIST folder to load the data from, or the data itself.
+
+    SIGINT is ignored here: the parent alone decides to stop, and ends its workers itself. The
+    worker was started with SIGINT blocked (see `_Workers.start`), so a Ctrl-C that reached it
+    while it was still starting is discarded here, not raised in the middle of an import."""
+    import signal
     import traceback
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     _die_with_parent(parent)
     try:
-        data = prepare_data(*load_mnist(data_dir, download=False))
+        data = source if isinstance(source, Dataset) else prepare_data(
+            *load_mnist(source, download=False))
         if data_fingerprint(data) != fingerprint:
             raise RuntimeError(f"worker processes loaded data (fingerprint "
                                f"{data_fingerprint(data)}) other than the data passed in "
                                f"({fingerprint}); pass data_dir= or set MNIST_DIR to the folder "
-                               "the data came from, or use processes=1")
+                               "the data came from, use send_data=True, or processes=1")
     except Exception:
         events.put(("error", None, traceback.format_exc()))
         return
@@ -246,24 +253,30 @@ def expected_cost(config: TrainConfig) -> float:
 class _Workers:
     """``processes`` worker processes (spawned) fed from a task queue; `stop` ends them all."""
 
-    def __init__(self, processes: int, data_dir: str, fingerprint: str, cache_dir: str,
+    def __init__(self, processes: int, source: str | Dataset, fingerprint: str, cache_dir: str,
                  use_cache: bool):
         import multiprocessing as mp
-        import signal
         ctx = mp.get_context("spawn")
         self.tasks, self.events = ctx.Queue(), ctx.Queue()
         self.procs = [ctx.Process(target=_worker_main, daemon=True,
-                                  args=(os.getpid(), data_dir, fingerprint, cache_dir,
+                                  args=(os.getpid(), source, fingerprint, cache_dir,
                                         use_cache, self.tasks, self.events))
                       for _ in range(processes)]
-        # Children inherit an ignored SIGINT from the start on (a terminal's Ctrl-C goes to the
-        # whole process group; a worker still importing would print a traceback).
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        self.started: list = []
+
+    def start(self) -> None:
+        """Start the workers with SIGINT blocked in this thread: the mask is inherited, so a
+        terminal's Ctrl-C (sent to the whole process group) cannot interrupt a worker that is
+        still importing; each worker ignores SIGINT as its first act. Blocking, unlike ignoring,
+        loses nothing in this process: a Ctrl-C that arrives meanwhile is raised right after."""
+        import signal
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         try:
             for proc in self.procs:
                 proc.start()
+                self.started.append(proc)
         finally:
-            signal.signal(signal.SIGINT, previous)
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
     def submit(self, items) -> None:
         for item in items:
@@ -272,33 +285,49 @@ class _Workers:
             self.tasks.put(None)
 
     def alive(self) -> bool:
-        return any(proc.is_alive() for proc in self.procs)
+        return any(proc.is_alive() for proc in self.started)
 
     def stop(self, timeout: float = 1.0) -> None:
         """Terminate every worker (SIGTERM, then SIGKILL for any still alive after ``timeout``)."""
-        for proc in self.procs:
-            if proc.is_alive():
-                proc.terminate()
-        deadline = time.monotonic() + timeout
-        for proc in self.procs:
-            proc.join(max(0.0, deadline - time.monotonic()))
+        try:
+            for proc in self.started:
+                if proc.is_alive():
+                    proc.terminate()
+            deadline = time.monotonic() + timeout
+            for proc in self.started:
+                proc.join(max(0.0, deadline - time.monotonic()))
+        finally:                 # also on a second Ctrl-C meanwhile: kill the rest at once
+            self._kill()
+            for q in (self.tasks, self.events):
+                q.cancel_join_thread()
+                q.close()
+            # Let the queues' semaphores go now, not when a traceback that holds this object
+            # (an interrupted cell's, kept by IPython) is freed: the resource tracker would
+            # report them as leaked when the kernel exits.
+            self.tasks = self.events = None
+
+    def _kill(self) -> None:
+        for proc in self.started:
             if proc.is_alive():
                 proc.kill()
                 proc.join()
-        for q in (self.tasks, self.events):
-            q.cancel_join_thread()
-            q.close()
 
 
-def remove_partial_writes(configs: Iterable[TrainConfig], fingerprint: str,
-                          cache_dir: Path) -> None:
+def remove_partial_writes(configs: Iterable[TrainConfig], fingerprint: str, cache_dir: Path,
+                          older_than: float = 0.0) -> None:
     """Delete the temp files that a worker killed in the middle of `helpers.atomic_write` left
-    beside these configs' cache entries (an entry itself is only ever renamed into place
-    whole)."""
+    beside these configs' cache entries (last modified at least ``older_than`` seconds ago).
+    They are never read as entries: an entry is only ever renamed into place whole, and the
+    temp files' names (``.run-....npz.XXXX.partial``) are not entry names."""
+    now = time.time()
     for config in configs:
         name = cache_path(config, fingerprint, cache_dir).name
         for leftover in Path(cache_dir).glob(f".{name}.*.partial"):
-            leftover.unlink(missing_ok=True)
+            try:
+                if now - leftover.stat().st_mtime >= older_than:
+                    leftover.unlink()
+            except FileNotFoundError:
+                pass
 
 
 # ================================================================================================
@@ -346,7 +375,11 @@ class ProgressReporter:
         self.done += 1
         self.active.pop(label, None)
 
-    def close(self, summary: str) -> None:
+    def close(self, summary: str, seconds: float | None = None) -> None:
+        """Leave ``summary`` as the last word; ``seconds``, the wall time, is added in a terminal
+        only (never to a notebook's output, which must not change from run to run)."""
+        if self.handle is None and seconds is not None:
+            summary += f" in {seconds:.0f} s"
         self._show(summary, force=True)
 
 
@@ -357,7 +390,7 @@ class ProgressReporter:
 def run_experiments(configs: Sequence[TrainConfig], data: Dataset, *,
                     processes: int | None = None, cache_dir: str | os.PathLike | None = None,
                     use_cache: bool = True, data_dir: str | os.PathLike | None = None,
-                    quiet: bool = False) -> list[Run]:
+                    send_data: bool = False, quiet: bool = False) -> list[Run]:
     """Run independent configs, in parallel processes, answering from the cache where it can.
 
     Args:
@@ -365,14 +398,22 @@ def run_experiments(configs: Sequence[TrainConfig], data: Dataset, *,
         data: the preprocessed data; worker processes load the same MNIST files themselves
             (from ``data_dir`` or ``$MNIST_DIR``), which the data fingerprint then confirms.
         processes: worker processes (default: all cores); 1 runs in this process.
+        send_data: send ``data`` itself to each worker instead (pickled: about 100 MB per
+            worker for the assignment's split), for data that is not read from MNIST files.
+        quiet: no progress display and no summary line.
     Returns:
         One Run per config, in order. Each worker pins BLAS to one thread, so the results equal
-        a serial run's bit for bit. The longest runs (by `expected_cost`) start first.
+        a serial run's bit for bit. The longest runs (by `expected_cost`) start first, so that
+        the workers finish at about the same time.
 
     Ctrl-C (or the kernel's stop button) stops at once: queued runs are dropped, the workers
     terminated, and KeyboardInterrupt raised; runs that finished are in the cache (when
-    ``use_cache``), so calling again resumes with the rest.
+    ``use_cache``), so calling again resumes with the rest. The summary line left behind says
+    how many runs came from the cache and how many trained, never how long they took (a saved
+    notebook stays the same from one run to the next); the wall time goes to stderr, outside
+    Jupyter only.
     """
+    started = time.monotonic()
     cache = cache_folder(cache_dir)
     fingerprint = data_fingerprint(data)
     results: dict[TrainConfig, Run] = {}
@@ -384,6 +425,8 @@ def run_experiments(configs: Sequence[TrainConfig], data: Dataset, *,
         else:
             todo.append(config)
     todo.sort(key=expected_cost, reverse=True)
+    if use_cache:   # left by a worker killed while writing, in an earlier session
+        remove_partial_writes(todo, fingerprint, cache, older_than=60.0)
     processes = max(1, min(processes or os.cpu_count() or 1, len(todo)))
     reporter = None if quiet else ProgressReporter(len(todo))
 
@@ -398,39 +441,67 @@ def run_experiments(configs: Sequence[TrainConfig], data: Dataset, *,
         if reporter:
             reporter.finished(config.label())
 
-    if processes == 1:
-        for config in todo:
-            finished(config, run_experiment(config, data, cache_dir=cache, use_cache=use_cache,
-                                            progress=on_progress, fingerprint=fingerprint))
-    elif todo:
-        workers = _Workers(processes, str(mnist_dir(data_dir)), fingerprint, str(cache),
-                           use_cache)
-        wanted = len(dict.fromkeys(configs))
-        try:
-            workers.submit(enumerate(todo))
-            while len(results) < wanted:
-                try:
-                    event = workers.events.get(timeout=0.25)
-                except queue.Empty:
-                    if not workers.alive():
-                        raise RuntimeError("the worker processes ended before every run "
-                                           "finished (out of memory?)") from None
-                    continue
-                if event[0] == "progress":
-                    on_progress(event[1])
-                elif event[0] == "done":
-                    finished(todo[event[1]], event[2])
-                else:
-                    which = "loading the data" if event[1] is None else todo[event[1]].label()
-                    raise RuntimeError(f"a worker failed while {which}:\n{event[2]}")
-        finally:
-            workers.stop()
-            remove_partial_writes(todo, fingerprint, cache)
+    try:
+        if processes == 1:
+            for config in todo:
+                finished(config, run_experiment(config, data, cache_dir=cache,
+                                                use_cache=use_cache, progress=on_progress,
+                                                fingerprint=fingerprint))
+        elif todo:
+            _run_in_workers(todo, data if send_data else str(mnist_dir(data_dir)), processes,
+                            fingerprint, cache, use_cache, on_progress, finished)
+    except KeyboardInterrupt:
+        if reporter:
+            trained = len(results) - (len(dict.fromkeys(configs)) - len(todo))
+            reporter.close(f"interrupted: {trained} of {len(todo)} runs trained"
+                           + (" (cached: running this again resumes with the rest)"
+                              if use_cache else ""))
+        raise
     if reporter:
         steps = sum(r.history.train_loss.size for c, r in results.items() if c in todo)
         reporter.close(f"{len(results)} runs: {len(results) - len(todo)} from the cache, "
-                       f"{len(todo)} trained" + (f" ({steps:,} gradient steps)" if todo else ""))
+                       f"{len(todo)} trained" + (f" ({steps:,} gradient steps)" if todo else ""),
+                       seconds=time.monotonic() - started)
     return [results[c] for c in configs]
+
+
+def _run_in_workers(todo: Sequence[TrainConfig], source: str | Dataset, processes: int,
+                    fingerprint: str, cache: Path, use_cache: bool,
+                    on_progress: Callable[[Progress], None],
+                    finished: Callable[[TrainConfig, Run], None]) -> None:
+    """Train ``todo`` (in that order) on ``processes`` workers; whatever happens (an error, a
+    Ctrl-C), the workers are ended and the cache holds no partial file when this returns."""
+    workers = _Workers(processes, source, fingerprint, str(cache), use_cache)
+    done, interrupted = 0, False
+    try:
+        workers.start()
+        workers.submit(enumerate(todo))
+        while done < len(todo):
+            try:
+                event = workers.events.get(timeout=0.25)
+            except queue.Empty:
+                if not workers.alive():
+                    raise RuntimeError("the worker processes ended before every run "
+                                       "finished (out of memory?)") from None
+                continue
+            if event[0] == "progress":
+                on_progress(event[1])
+            elif event[0] == "done":
+                finished(todo[event[1]], event[2])
+                done += 1
+            else:
+                which = "loading the data" if event[1] is None else todo[event[1]].label()
+                raise RuntimeError(f"a worker failed while {which}:\n{event[2]}")
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        workers.stop()
+        if use_cache:
+            remove_partial_writes(todo, fingerprint, cache)
+    if interrupted:
+        # Raised afresh: the original's traceback runs into the queue's internals and would keep
+        # the queue (and its semaphores) alive as long as IPython keeps the traceback.
+        raise KeyboardInterrupt
 
 
 # ================================================================================================

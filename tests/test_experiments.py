@@ -270,3 +270,114 @@ def test_run_experiments_use_cache_false(tiny_data, tiny_config, cache, train_ca
     runs = experiments.run_experiments([tiny_config, tiny_config.replace(seed=1)], tiny_data,
                                    processes=1, cache_dir=cache, use_cache=False, quiet=True)
     assert not any(r.cached for r in runs) and npz_files(cache) == [] and len(train_calls) == 2
+
+
+def test_run_experiments_trains_the_longest_runs_first_and_answers_in_order(tiny_data, tiny_config,
+                                                                            cache, train_calls):
+    """The queue is ordered by `expected_cost`, descending (so that parallel workers finish
+    together); the answer keeps the caller's order."""
+    configs = [tiny_config, tiny_config.replace(neurons_per_layer=(32, 10)),
+               tiny_config.replace(neurons_per_layer=(8, 10)),
+               tiny_config.replace(neurons_per_layer=(16, 16, 10), seed=3)]
+    runs = experiments.run_experiments(configs, tiny_data, processes=1, cache_dir=cache,
+                                       quiet=True)
+    assert [r.config for r in runs] == configs
+    assert train_calls == sorted(configs, key=experiments.expected_cost, reverse=True)
+    assert train_calls[0].neurons_per_layer == (32, 10)
+    assert train_calls[-1].neurons_per_layer == (8, 10)
+
+
+def test_expected_cost_counts_steps_and_validation_checks(tiny_config):
+    cost = experiments.expected_cost
+    assert cost(tiny_config.replace(num_epochs=6)) == pytest.approx(2 * cost(tiny_config))
+    assert cost(tiny_config.replace(neurons_per_layer=(32, 10))) > cost(tiny_config)
+    assert cost(tiny_config.replace(val_size=128)) > cost(tiny_config)       # checks cost too
+    assert cost(tiny_config.replace(checks_per_epoch=8)) > cost(tiny_config)
+
+
+def test_summary_line_counts_runs_and_steps_but_no_wall_time(tiny_data, tiny_config, cache,
+                                                             monkeypatch):
+    """The line a notebook keeps says what happened, never how long it took (a saved notebook
+    must not change from one run to the next)."""
+    closed = []
+    monkeypatch.setattr(experiments.ProgressReporter, "close",
+                        lambda self, summary, seconds=None: closed.append(summary))
+    configs = [tiny_config, tiny_config.replace(seed=8)]
+    experiments.run_experiments(configs[:1], tiny_data, processes=1, cache_dir=cache)
+    experiments.run_experiments(configs, tiny_data, processes=1, cache_dir=cache)
+    steps = 3 * 8   # 3 epochs of 8 steps
+    assert closed == [f"1 runs: 0 from the cache, 1 trained ({steps} gradient steps)",
+                      f"2 runs: 1 from the cache, 1 trained ({steps} gradient steps)"]
+
+
+class FakeDisplay:
+    def __init__(self):
+        self.texts = []
+
+    def update(self, data, raw=False):
+        self.texts.append(data["text/plain"])
+
+
+def test_progress_reporter_puts_the_wall_time_in_a_terminal_only(capsys):
+    in_jupyter = experiments.ProgressReporter(2)
+    in_jupyter.handle = FakeDisplay()
+    in_jupyter.close("2 runs: 0 from the cache, 2 trained", seconds=12.3)
+    assert in_jupyter.handle.texts == ["2 runs: 0 from the cache, 2 trained"]
+    experiments.ProgressReporter(2).close("2 runs: 0 from the cache, 2 trained", seconds=12.3)
+    assert capsys.readouterr().err.strip() == "2 runs: 0 from the cache, 2 trained in 12 s"
+
+
+def test_progress_reporter_shows_runs_done_and_epochs_in_place():
+    reporter = experiments.ProgressReporter(3, interval=0.0)
+    reporter.handle = FakeDisplay()
+    reporter.update(helpers.Progress("a", 0, 5, 10, 0.5, 0.8))
+    reporter.update(helpers.Progress("b", 2, 5, 30, 0.25, 0.9))
+    reporter.finished("a")
+    reporter.update(helpers.Progress("b", 3, 5, 40, 0.2, 0.92))
+    assert reporter.handle.texts[1] == ("0/3 runs done; training:\n"
+                                        "  a: epoch 1/5, step 10, val loss 0.5000, val acc 80.00%\n"
+                                        "  b: epoch 3/5, step 30, val loss 0.2500, val acc 90.00%")
+    assert reporter.handle.texts[-1].startswith("1/3 runs done; training:\n  b: epoch 4/5")
+
+
+def test_partial_writes_are_never_read_and_are_cleaned_up(tiny_data, tiny_config, cache,
+                                                          train_calls):
+    """A worker killed in the middle of `helpers.atomic_write` leaves ``.<entry>.XXXX.partial``:
+    it is not an entry, and the next run_experiments of that config deletes it."""
+    import os
+    import time
+    fp = experiments.data_fingerprint(tiny_data)
+    entry = experiments.cache_path(tiny_config, fp, cache)
+    cache.mkdir()
+    first = experiments.run_experiment(tiny_config, tiny_data, use_cache=False)
+    experiments.save_run(entry, first.ws, first.history, fp)
+    leftover = cache / f".{entry.name}.k2j3h4.partial"
+    leftover.write_bytes(entry.read_bytes()[:100])
+    entry.unlink()
+    old = time.time() - 3600
+    os.utime(leftover, (old, old))
+    assert experiments.cached_run(tiny_config, fp, cache) is None
+    [run] = experiments.run_experiments([tiny_config], tiny_data, processes=1, cache_dir=cache,
+                                        quiet=True)
+    assert not run.cached and not leftover.exists()
+    assert sorted(p.name for p in cache.iterdir()) == [entry.name]
+    assert_same_run(run, first)
+
+    # A fresh temp file may be another process's write under way: it is left alone.
+    fresh = cache / f".{experiments.cache_path(tiny_config.replace(seed=1), fp, cache).name}.x.partial"
+    fresh.write_bytes(b"being written")
+    experiments.run_experiments([tiny_config.replace(seed=1)], tiny_data, processes=1,
+                                cache_dir=cache, quiet=True)
+    assert fresh.exists()
+    experiments.remove_partial_writes([tiny_config.replace(seed=1)], fp, cache)
+    assert not fresh.exists()
+
+
+def test_sklearn_crosscheck_records_no_wall_time(tiny_data, tiny_config, cache):
+    pytest.importorskip("sklearn")
+    result = experiments.sklearn_crosscheck(tiny_data, tiny_config, 2, cache_dir=cache)
+    assert set(result) == {"val_accuracy", "val_loss", "train_accuracy", "epochs"}
+    [path] = cache.glob("sklearn-*.json")
+    assert "seconds" not in path.read_text()
+    again = experiments.sklearn_crosscheck(tiny_data, tiny_config, 2, cache_dir=cache)
+    assert again == result
