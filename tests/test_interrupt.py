@@ -293,3 +293,70 @@ def test_workers_die_with_their_parent(tmp_path):
     finally:
         if process.poll() is None:
             process.kill()
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (children, grandchildren, ...), from /proc."""
+    parents = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(stat[stat.rindex(")") + 2:].split()[1])
+    found, frontier = [], [pid]
+    while frontier:
+        parent = frontier.pop()
+        kids = [p for p, pp in parents.items() if pp == parent]
+        found += kids
+        frontier += kids
+    return found
+
+
+@pytest.mark.skipif(not os.environ.get("MNIST_DIR"), reason="the notebook needs the MNIST files")
+def test_ctrl_c_during_make_report_stops_the_kernel_and_its_workers(tmp_path):
+    """`make report`'s notebook execution (report/execute.py, quick mode) with Ctrl-C in the
+    terminal while the notebook trains: it interrupts the kernel, exits with status 130 within
+    seconds, leaves the notebook as it was, no kernel or worker behind, and the cache holds only
+    whole entries."""
+    notebook = ROOT / f".rerun-interrupt-{os.getpid()}.ipynb"
+    notebook.write_bytes((ROOT / "assignment2.ipynb").read_bytes())
+    before = notebook.read_bytes()
+    cache = tmp_path / "cache"
+    env = dict(os.environ, A2_QUICK="1", A2_CACHE_DIR=str(cache),
+               A2_FIGURE_DIR=str(tmp_path / "figures"))
+    process = subprocess.Popen([sys.executable, "-m", "report.execute", str(notebook)], cwd=ROOT,
+                               env=env, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+
+    def workers() -> list[int]:
+        return [p for p in descendants(process.pid)
+                if running(p) and b"spawn_main" in Path(f"/proc/{p}/cmdline").read_bytes()]
+    try:
+        assert wait_for(lambda: len(workers()) >= 2, 120, step=0.01), "no training started"
+        assert wait_for(lambda: list(cache.glob("run-*.npz")), 60, step=0.01), "no run finished"
+        below = descendants(process.pid)             # the kernel, its workers
+        start = time.monotonic()
+        os.killpg(process.pid, signal.SIGINT)       # what a terminal's Ctrl-C does
+        process.wait(timeout=30)
+        took = time.monotonic() - start
+        stderr = process.stderr.read()
+        assert wait_for(lambda: not any(running(p) for p in below), 2), "processes remain"
+        assert notebook.read_bytes() == before, "the notebook was changed"
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        notebook.unlink(missing_ok=True)
+    print(f"Ctrl-C during the notebook's training to exit: {took:.2f} s "
+          f"({len(list(cache.glob('run-*.npz')))} runs kept)")
+    assert process.returncode == 130, stderr[-3000:]
+    assert "Interrupted" in stderr and "Traceback" not in stderr, stderr[-3000:]
+    assert took < STOP_WITHIN, f"stopping took {took:.1f} s"
+    assert not list(cache.glob(".*partial"))
+    assert list(cache.glob("run-*.npz")), "the runs that finished were not kept"
+    for entry in cache.glob("run-*.npz"):              # whole, loadable entries only
+        import numpy as np
+        with np.load(entry, allow_pickle=False) as f:
+            assert "meta" in f.files and "w0" in f.files
