@@ -13,7 +13,7 @@ HEADINGS := $(foreach t,1a 1b 2a 2b 2c 2d 3a 3b 3c 4a 4b 4c 4d 4e,--require-head
 EXECUTE := $(BIN)/python -m report.execute --timeout 1800
 LAB_PORT ?= 8888
 
-.PHONY: setup report lab pdf test quick bench clean
+.PHONY: setup report lab pdf test bench clean
 
 setup: $(STAMP)
 $(STAMP): requirements.txt
@@ -29,10 +29,15 @@ report: $(STAMP)
 	$(MAKE) pdf
 
 ## lab: open the notebook in JupyterLab with the project's environment (the explorer needs a kernel)
+# The kernel runs the virtualenv's Python (the server's own) and inherits MNIST_DIR; unset, the loader
+# reads (or downloads into) data/mnist. No browser is opened: the server prints the URL, token included.
+LAB_FLAGS  = --no-browser --port=$(LAB_PORT) --ServerApp.port_retries=0 \
+             --LabApp.default_url=/lab/tree/$(NB) $(if $(filter 0,$(shell id -u)),--allow-root)
 lab: $(STAMP)
-	@echo "JupyterLab on the notebook; open the http://localhost:$(LAB_PORT)/lab/... URL it prints below."
-	@echo "MNIST_DIR=$${MNIST_DIR:-data/mnist (downloaded when missing)}. Ctrl-C (twice) stops it."
-	$(BIN)/jupyter lab --no-browser --port=$(LAB_PORT) --ServerApp.open_browser=False $(NB)
+	@echo "JupyterLab on $(NB): open the URL http://localhost:$(LAB_PORT)/lab/tree/$(NB)?token=... printed below"
+	@echo "(another port: make lab LAB_PORT=8890). MNIST_DIR=$${MNIST_DIR:-data/mnist (downloaded when missing)}."
+	@echo "Ctrl-C twice stops the server and its kernels."
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/jupyter lab $(LAB_FLAGS)
 
 ## pdf: export the notebook as it is (no re-run) to assignment2.pdf and check it
 pdf: $(STAMP)
@@ -49,4 +54,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_report.py
 
 clean:
-	rm -rf cache build assignment2.pdf
+	rm -rf cache build assignment2.pdf .rerun-*.ipynb

@@ -9,17 +9,24 @@ current runs' epochs), a heartbeat whenever nothing else was printed for a few s
 summary line at the end. The saved notebook gets none of this: only the outputs the cells leave,
 with the explorer saved as its image (`static_widgets`). On an error or Ctrl-C the notebook on disk
 is left as it was.
+
+Ctrl-C interrupts the kernel (as Jupyter's stop button does: the training stops within a second
+and keeps its finished runs in the cache), runs no further cell, shuts the kernel down and exits
+with status 130; a second Ctrl-C kills the kernel at once.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import signal
 import sys
 import threading
 import time
 from pathlib import Path
 
 import nbformat
+from jupyter_core.utils import ensure_async
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
@@ -77,7 +84,7 @@ class Terminal:
 
     def __init__(self, stream=sys.stderr):
         self.stream, self.start = stream, time.monotonic()
-        self.last, self.doing = self.start, ""
+        self.last, self.doing = self.start, "(starting the kernel)"
         self._lock, self._stop = threading.Lock(), threading.Event()
         self._thread = threading.Thread(target=self._heartbeat, daemon=True)
 
@@ -105,14 +112,19 @@ class Terminal:
 # The client: nbclient's, with a word to the terminal at each cell and each progress update
 # ================================================================================================
 
+class Interrupted(Exception):
+    """Ctrl-C: stop before the next cell."""
+
+
 class ReportClient(NotebookClient):
-    """A NotebookClient that reports to a `Terminal` as it goes."""
+    """A NotebookClient that reports to a `Terminal` as it goes, and stops cleanly on Ctrl-C."""
 
     def __init__(self, nb, terminal: Terminal, **kwargs):
         super().__init__(nb, on_cell_start=self._cell_start, **kwargs)
         self.terminal, self.titles = terminal, section_titles(nb)
         self.code_cells = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"]
         self.last_progress, self.summary = 0.0, ""
+        self.interrupted = 0
 
     def _cell_start(self, cell, cell_index: int) -> None:
         if cell.cell_type != "code":
@@ -134,6 +146,32 @@ class ReportClient(NotebookClient):
                 self.terminal.say(f"  {text}")
         return super().process_message(msg, cell, cell_index)
 
+    # Ctrl-C. nbclient's own SIGINT handler shuts the kernel down from under the running cell
+    # (an AssertionError or CancelledError traceback follows); this one interrupts the kernel
+    # instead, the cell ends with KeyboardInterrupt, no further cell runs, and nbclient then shuts
+    # the kernel down as after any error.
+
+    async def async_start_new_kernel(self, **kwargs) -> None:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGINT, self._on_sigint)
+        await super().async_start_new_kernel(**kwargs)
+
+    def _on_sigint(self) -> None:
+        self.interrupted += 1
+        self.shutdown_kernel = "immediate"         # nothing to save: no graceful shutdown (~2 s)
+        if self.km is None or not self.km.has_kernel:
+            return                                 # still starting: stop before the first cell
+        if self.interrupted == 1:
+            self.terminal.say("Ctrl-C: interrupting the kernel (Ctrl-C again kills it)")
+            asyncio.ensure_future(ensure_async(self.km.interrupt_kernel()))
+        else:
+            self.terminal.say("Ctrl-C again: killing the kernel")
+            asyncio.ensure_future(ensure_async(self.km.shutdown_kernel(now=True)))
+
+    async def async_execute_cell(self, cell, cell_index, *args, **kwargs):
+        if self.interrupted:
+            raise Interrupted
+        return await super().async_execute_cell(cell, cell_index, *args, **kwargs)
+
 
 def execute(path: Path, timeout: int) -> str:
     """Run the notebook at ``path`` in place (its folder as the working directory); returns the
@@ -144,8 +182,17 @@ def execute(path: Path, timeout: int) -> str:
                      f"code cells); Ctrl-C stops it and leaves the file as it was")
         client = ReportClient(nb, terminal, timeout=timeout, kernel_name="python3",
                               record_timing=False, store_widget_state=False,
+                              # (no "running over TCP without encryption" warning in the terminal)
+                              extra_arguments=["--IPKernelApp.log_level=ERROR"],
                               resources={"metadata": {"path": str(path.parent)}})
-        client.execute()
+        try:
+            client.execute()
+        except Exception as err:
+            if client.interrupted:
+                raise KeyboardInterrupt from err
+            raise
+        if client.interrupted:       # after the last cell had started
+            raise KeyboardInterrupt
         static_widgets(nb)
         nbformat.write(nb, path)
         seconds = time.monotonic() - terminal.start
