@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-pytestmark = pytest.mark.skipif(not os.environ.get("MNIST_DIR"),
-                                reason="set MNIST_DIR to the folder with the MNIST files")
+needs_mnist = pytest.mark.skipif(not os.environ.get("MNIST_DIR"),
+                                 reason="set MNIST_DIR to the folder with the MNIST files")
 # A date, a time of day, or a duration in seconds, as they would appear in outputs or metadata.
 CLOCK = re.compile(r"\b20\d\d-\d\d-\d\d|\b\d\d:\d\d:\d\d\b|\d+(\.\d+)? ?(s|sec|seconds)\b(?! of)")
 
@@ -38,6 +38,7 @@ def make_report_run(tmp_path: Path, name: str) -> tuple[bytes, dict[str, bytes],
     return saved, {p.name: p.read_bytes() for p in sorted(figures.iterdir())}, done.stderr
 
 
+@needs_mnist
 def test_two_clean_runs_give_identical_bytes_and_no_clock_in_any_output(tmp_path):
     first, figures_1, terminal = make_report_run(tmp_path, "a")
     second, figures_2, _ = make_report_run(tmp_path, "b")
@@ -62,6 +63,42 @@ def test_two_clean_runs_give_identical_bytes_and_no_clock_in_any_output(tmp_path
         if name.endswith(".pdf"):
             assert b"/CreationDate" not in blob, f"{name} records its creation date"
 
-    # What the terminal showed: the sections as they ran, the training, one closing line.
+    # The training cell keeps its one-line summary, none of the progress shown while it ran.
+    outputs = json.dumps([cell.get("outputs", []) for cell in nb["cells"]])
+    assert re.search(r"\d+ runs: 0 from the cache, \d+ trained \([\d,]+ gradient steps\)", outputs)
+    assert "runs done; training" not in outputs
+
+    # What the terminal showed: the sections as they ran, the training, one closing line, and
+    # never a silence of more than 10 s.
     assert "cell 1/" in terminal and "Task 2c" in terminal and "runs: 0 from the cache" in terminal
     assert re.search(r"cells run in \d+ s; \d+ runs: ", terminal.strip().splitlines()[-1])
+    times = [float(t) for t in re.findall(r"^\[ *(\d+\.\d) s\]", terminal, re.MULTILINE)]
+    silences = [b - a for a, b in zip(times, times[1:])]
+    print(f"terminal: {len(times)} lines in {times[-1]:.0f} s, longest silence {max(silences):.1f} s")
+    assert max(silences) <= 10.0
+
+
+def test_the_terminal_shows_sections_and_the_training_progress_on_one_line():
+    import nbformat
+
+    from report.execute import progress_text, section_titles
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("import helpers"),
+        nbformat.v4.new_markdown_cell("# Report\n\ntext\n\n## Task 2c\n\nmore"),
+        nbformat.v4.new_code_cell("train()"),
+        nbformat.v4.new_markdown_cell("no heading here"),
+        nbformat.v4.new_code_cell("plot()")])
+    assert section_titles(nb) == ["", "Task 2c", "Task 2c", "Task 2c", "Task 2c"]
+
+    def message(kind, text, display_id="abc"):
+        return {"msg_type": kind, "content": {"data": {"text/plain": text},
+                                              "transient": {"display_id": display_id}}}
+    shown = ("3/49 runs done; training:\n  [64, 10] seed 0: epoch 4/50, step 2000\n"
+             "  [64, 10] seed 1: epoch 2/50, step 900")
+    assert progress_text(message("update_display_data", shown)) == (
+        "3/49 runs done; training: [64, 10] seed 0: epoch 4/50, step 2000; "
+        "[64, 10] seed 1: epoch 2/50, step 900")
+    assert progress_text(message("update_display_data", "49 runs: 49 from the cache, 0 trained")) \
+        == "49 runs: 49 from the cache, 0 trained"
+    assert progress_text(message("display_data", "a figure", display_id=None)) is None
+    assert progress_text({"msg_type": "stream", "content": {"text": "x"}}) is None
