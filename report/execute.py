@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import re
 import signal
 import sys
 import threading
@@ -75,6 +76,8 @@ def progress_text(msg: dict) -> str | None:
     if not text:
         return None
     lines = [line.strip() for line in text.splitlines() if line.strip()]
+    # a run's line without its step and validation loss: "<run>: epoch 7/50, val acc 95.37%"
+    lines = [re.sub(r", (step \d+|val loss [^,]+)(?=,|$)", "", line) for line in lines]
     return " ".join(lines[:1] + ["; ".join(lines[1:])]).strip()
 
 

@@ -93,11 +93,12 @@ def test_the_terminal_shows_sections_and_the_training_progress_on_one_line():
     def message(kind, text, display_id="abc"):
         return {"msg_type": kind, "content": {"data": {"text/plain": text},
                                               "transient": {"display_id": display_id}}}
-    shown = ("3/49 runs done; training:\n  [64, 10] seed 0: epoch 4/50, step 2000\n"
-             "  [64, 10] seed 1: epoch 2/50, step 900")
+    shown = ("3/49 runs done; training:\n"
+             "  [64, 10] seed 0: epoch 4/50, step 2000, val loss 0.1234, val acc 95.00%\n"
+             "  [64, 10] seed 1: epoch 2/50, step 900, val loss nan, val acc 9.80%")
     assert progress_text(message("update_display_data", shown)) == (
-        "3/49 runs done; training: [64, 10] seed 0: epoch 4/50, step 2000; "
-        "[64, 10] seed 1: epoch 2/50, step 900")
+        "3/49 runs done; training: [64, 10] seed 0: epoch 4/50, val acc 95.00%; "
+        "[64, 10] seed 1: epoch 2/50, val acc 9.80%")
     assert progress_text(message("update_display_data", "49 runs: 49 from the cache, 0 trained")) \
         == "49 runs: 49 from the cache, 0 trained"
     assert progress_text(message("display_data", "a figure", display_id=None)) is None
