@@ -1,5 +1,6 @@
-"""The run cache (keys, hits, misses, corrupt and stale entries) and run_experiments in one
-process. The parallel runner needs real MNIST in the workers: see test_integration.py."""
+"""The run cache (keys, hits, misses, corrupt and stale entries) and run_experiments, in one
+process and (with the data sent to them) in worker processes. Workers that load MNIST themselves:
+test_integration.py; interrupts: test_interrupt.py."""
 
 from __future__ import annotations
 
@@ -381,3 +382,17 @@ def test_sklearn_crosscheck_records_no_wall_time(tiny_data, tiny_config, cache):
     assert "seconds" not in path.read_text()
     again = experiments.sklearn_crosscheck(tiny_data, tiny_config, 2, cache_dir=cache)
     assert again == result
+
+
+def test_workers_given_the_data_equal_a_serial_run_bit_for_bit(tiny_data, tiny_config, cache):
+    """send_data=True: synthetic data (no MNIST files) in two worker processes, the serial
+    results bit for bit, in the caller's order, written to the cache by the workers."""
+    configs = [tiny_config.replace(seed=s, use_momentum=bool(s % 2)) for s in range(4)]
+    serial = experiments.run_experiments(configs, tiny_data, processes=1, use_cache=False,
+                                         quiet=True)
+    parallel = experiments.run_experiments(configs, tiny_data, processes=2, cache_dir=cache,
+                                           send_data=True, quiet=True)
+    assert [r.config for r in parallel] == configs and not any(r.cached for r in parallel)
+    for s, p in zip(serial, parallel):
+        assert_same_run(s, p)
+    assert len(npz_files(cache)) == 4
