@@ -454,8 +454,8 @@ def run_experiments(configs: Sequence[TrainConfig], data: Dataset, *,
         if reporter:
             trained = len(results) - (len(dict.fromkeys(configs)) - len(todo))
             reporter.close(f"interrupted: {trained} of {len(todo)} runs trained"
-                           + (" (cached: running this again resumes with the rest)"
-                              if use_cache else ""))
+                           + (f"; they are in the cache, so running this again trains the "
+                              f"other {len(todo) - trained}" if use_cache else ""))
         raise
     if reporter:
         steps = sum(r.history.train_loss.size for c, r in results.items() if c in todo)

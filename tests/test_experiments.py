@@ -396,3 +396,25 @@ def test_workers_given_the_data_equal_a_serial_run_bit_for_bit(tiny_data, tiny_c
     for s, p in zip(serial, parallel):
         assert_same_run(s, p)
     assert len(npz_files(cache)) == 4
+
+
+def test_an_interrupt_leaves_a_line_saying_what_was_kept(tiny_data, tiny_config, cache,
+                                                         monkeypatch):
+    closed = []
+    monkeypatch.setattr(experiments.ProgressReporter, "close",
+                        lambda self, summary, seconds=None: closed.append(summary))
+    real_train, calls = helpers.train, []
+
+    def train(config, data, progress=None):
+        calls.append(config)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real_train(config, data, progress)
+
+    monkeypatch.setattr(experiments, "train", train)
+    configs = [tiny_config.replace(seed=s) for s in range(4)]
+    with pytest.raises(KeyboardInterrupt):
+        experiments.run_experiments(configs, tiny_data, processes=1, cache_dir=cache)
+    assert closed == ["interrupted: 2 of 4 runs trained; they are in the cache, so running this "
+                      "again trains the other 2"]
+    assert len(npz_files(cache)) == 2
