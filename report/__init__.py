@@ -5,6 +5,7 @@
     analysis        seed statistics, comparisons, Markdown tables, diagnostics
     plots           every figure (matplotlib Figures, no pyplot state)
     explorer        the hidden-unit explorer widget
+    execute         running the notebook for make report, with progress in the terminal
 
 The engine, ``helpers.py``, imports nothing of this package.
 """
