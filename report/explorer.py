@@ -159,7 +159,7 @@ class HiddenUnitExplorer:
         lock, the check and the replacement inside it (so a late run never covers a newer one)."""
         try:
             png, width = render_png(run, self.task3)
-        except Exception as err:  # shown, not lost in a callback or a thread
+        except Exception as err:  # noqa: BLE001 (shown, not lost in a callback or a thread)
             with self._lock:
                 self.drawn.value = (f"<b>Drawing {layers(run.config)} failed</b>: "
                                     f"{type(err).__name__}: {err}; "
@@ -192,14 +192,18 @@ class HiddenUnitExplorer:
     # -------------------------------------------------------------------------------- training
 
     def _show_training(self) -> None:
-        """Set the training line and the bar from the state (call with the lock held)."""
-        self.training.value = training_text(self._training, self._progress, self._wanted,
-                                            self._failure)
+        """Set the training line and the bar from the state (call with the lock held). The bar
+        shows before the line announces training, and hides after the line stops announcing."""
+        text = training_text(self._training, self._progress, self._wanted, self._failure)
         busy = self._training is not None or self._wanted is not None
+        if not busy:
+            self.training.value = text
         if self._progress is not None:
             self.bar.max = self._progress.num_epochs
         self.bar.value = self._progress.epoch if self._progress is not None else 0
         self.bar.layout.visibility = "visible" if busy else "hidden"
+        if busy:
+            self.training.value = text
 
     def _queue(self, config: TrainConfig) -> None:
         """Have ``config`` trained next (unless it trains now) and say so at once."""
@@ -234,7 +238,7 @@ class HiddenUnitExplorer:
             try:
                 run = run_experiment(config, self.data, cache_dir=self.cache_dir,
                                      progress=self._on_progress, fingerprint=self.fingerprint)
-            except Exception as err:  # shown, not lost in a background thread
+            except Exception as err:  # noqa: BLE001 (shown, not lost in a background thread)
                 with self._lock:
                     self._training = None
                     self._failure = (f"<b>Training {layers(config)} failed</b>: "

@@ -1,0 +1,207 @@
+"""Plumbing for the browser tests (tests/test_browser.py): what the machine lacks, a quiet
+offline JupyterLab server on a copy of the notebook, and Chromium driven by Playwright.
+
+Nothing here downloads anything: Playwright drives Debian's /usr/bin/chromium (never
+``playwright install``), and the server neither fetches news nor checks for updates nor lists
+extensions from PyPI.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+T = TypeVar("T")
+
+# ================================================================================================
+# What this machine lacks
+# ================================================================================================
+
+def missing() -> str:
+    """What this machine lacks for the browser tests, as install instructions ('' if nothing)."""
+    needs = []
+    if not CHROMIUM.exists():
+        needs.append("Debian's Chromium at /usr/bin/chromium (apt-get install chromium)")
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        needs.append("the Python package playwright in .venv (.venv/bin/pip install playwright; "
+                     "never `playwright install`, which downloads a browser of its own)")
+    if not os.environ.get("MNIST_DIR"):
+        needs.append("MNIST_DIR set to the folder holding the four MNIST files")
+    return "; ".join(needs)
+
+
+# ================================================================================================
+# Waiting
+# ================================================================================================
+
+def wait_until(condition: Callable[[], T], seconds: float, what: str, step: float = 0.1) -> T:
+    """The first truthy value of ``condition()``, polled every ``step`` s; AssertionError naming
+    ``what`` after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {seconds:.0f} s waiting for {what}")
+        time.sleep(step)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# ================================================================================================
+# JupyterLab on a copy of the notebook
+# ================================================================================================
+
+@dataclass
+class Lab:
+    """A running JupyterLab server: where it answers, its token, the notebook copy it serves,
+    its folder of settings, logs and runtime files."""
+    base: str
+    token: str
+    notebook: str
+    folder: Path
+
+    def url(self, path: str) -> str:
+        return f"{self.base}{path}?token={self.token}"
+
+    def notebook_url(self) -> str:
+        return self.url(f"/lab/tree/{self.notebook}")
+
+    def answers(self) -> bool:
+        try:
+            with urllib.request.urlopen(self.url("/api/status"), timeout=2) as reply:
+                return reply.status == 200
+        except OSError:
+            return False
+
+    def log(self) -> str:
+        return (self.folder / "server.log").read_text(errors="replace")[-5000:]
+
+
+def quiet_settings(folder: Path) -> Path:
+    """A user-settings folder where JupyterLab neither fetches news nor checks for updates."""
+    settings = folder / "settings"
+    notes = settings / "@jupyterlab" / "apputils-extension"
+    notes.mkdir(parents=True)
+    (notes / "notification.jupyterlab-settings").write_text(
+        json.dumps({"fetchNews": "false", "checkForUpdates": False}))
+    return settings
+
+
+def lab_command(port: int, token: str, folder: Path) -> list[str]:
+    """The server's command line: loopback only, our token, the project as root, no browser, no
+    xsrf check (Playwright's page is the only client), nothing fetched from the internet."""
+    command = [sys.executable, "-m", "jupyter", "lab", "--no-browser",
+               "--ServerApp.open_browser=False", "--ServerApp.ip=127.0.0.1",
+               f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
+               f"--ServerApp.token={token}", f"--ServerApp.root_dir={ROOT}",
+               "--ServerApp.disable_check_xsrf=True",
+               "--LabApp.news_url=None",
+               "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+               "--LabApp.extension_manager=readonly",
+               f"--LabApp.user_settings_dir={quiet_settings(folder)}",
+               f"--LabApp.workspaces_dir={folder / 'workspaces'}"]
+    if os.geteuid() == 0:
+        command.append("--allow-root")
+    return command
+
+
+def lab_environment(folder: Path) -> dict[str, str]:
+    """Quick mode, cache and figures in ``folder``, Jupyter's own files there too, and the
+    virtualenv first on PATH (its Python runs the kernel, as with `make lab`)."""
+    return dict(os.environ, A2_QUICK="1", A2_CACHE_DIR=str(folder / "cache"),
+                A2_FIGURE_DIR=str(folder / "figures"),
+                JUPYTER_CONFIG_DIR=str(folder / "config"),
+                JUPYTER_RUNTIME_DIR=str(folder / "runtime"),
+                IPYTHONDIR=str(folder / "ipython"),
+                PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+                PYTHONUNBUFFERED="1")
+
+
+def kernel_processes(folder: Path) -> list:
+    """The kernels this server started: processes whose command line names a connection file
+    in the server's runtime folder."""
+    import psutil
+    runtime = str(folder / "runtime")
+    found = []
+    for proc in psutil.process_iter(["pid", "cmdline"]):
+        if any(runtime in part for part in (proc.info["cmdline"] or [])):
+            found.append(proc)
+    return found
+
+
+def stop(server: subprocess.Popen, lab: Lab) -> None:
+    """Shut the server and its kernels down (its own API first, then signals), and end any
+    kernel of ours that outlived it, by its pid."""
+    import psutil
+    kernels = kernel_processes(lab.folder)
+    try:
+        request = urllib.request.Request(lab.url("/api/shutdown"), method="POST")
+        urllib.request.urlopen(request, timeout=5).close()
+        server.wait(timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        pass
+    for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, 5)):
+        if server.poll() is not None:
+            break
+        os.killpg(server.pid, sig)          # its own session: the server and what it spawned
+        try:
+            server.wait(timeout=wait)
+        except subprocess.TimeoutExpired:
+            pass
+    for proc in kernels + kernel_processes(lab.folder):
+        try:
+            proc.kill()
+            proc.wait(timeout=5)
+        except psutil.Error:
+            pass
+
+
+@contextmanager
+def jupyter_lab(folder: Path, seconds: float = 90) -> Iterator[Lab]:
+    """JupyterLab serving a copy of assignment2.ipynb (in the project folder, so that the
+    notebook finds helpers.py; the committed notebook is never opened), removed afterwards."""
+    name = f"browser-test-{secrets.token_hex(4)}.ipynb"   # .gitignore'd; not hidden, Jupyter
+    shutil.copy(ROOT / "assignment2.ipynb", ROOT / name)   # refuses hidden files by default
+    port, token = free_port(), secrets.token_hex(16)
+    lab = Lab(f"http://127.0.0.1:{port}", token, name, folder)
+    with open(folder / "server.log", "w") as log:
+        server = subprocess.Popen(lab_command(port, token, folder), cwd=ROOT,
+                                  env=lab_environment(folder), stdin=subprocess.DEVNULL,
+                                  stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_until(lambda: lab.answers() or server.poll() is not None, seconds,
+                   "JupyterLab to answer")
+        assert server.poll() is None, f"JupyterLab exited:\n{lab.log()}"
+        yield lab
+    finally:
+        try:
+            stop(server, lab)
+        finally:
+            (ROOT / name).unlink(missing_ok=True)
+            for checkpoint in (ROOT / ".ipynb_checkpoints").glob(f"{Path(name).stem}-*"):
+                checkpoint.unlink(missing_ok=True)
