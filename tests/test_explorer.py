@@ -243,3 +243,18 @@ def test_static_image_follows_the_plot(explorer):
     data, _ = explorer._repr_mimebundle_()
     assert base64.b64decode(data["image/png"]) == png(explorer)
     assert data["text/plain"].endswith("showing [8, 10]")
+
+
+def test_a_viewer_without_a_kernel_shows_the_png(explorer):
+    """nbconvert's HTML (what nbviewer shows) of the saved output: the plot as an image, no
+    widget text, since the notebook holds no widget state."""
+    nbformat = pytest.importorskip("nbformat")
+    nbconvert = pytest.importorskip("nbconvert")
+    data, metadata = explorer._repr_mimebundle_()
+    cell = nbformat.v4.new_code_cell("display(explorer)", outputs=[
+        nbformat.v4.new_output("display_data", data=data, metadata=metadata)])
+    html, _ = nbconvert.HTMLExporter().from_notebook_node(nbformat.v4.new_notebook(cells=[cell]))
+    assert f'src="data:image/png;base64,{data["image/png"]}"' in html
+    assert f'width="{metadata["image/png"]["width"]}"' in html
+    for text in ("VBox(", "HBox(", "needs a live kernel", "widget-view+json"):
+        assert text not in html, text
