@@ -331,14 +331,17 @@ def plot_mistakes(images: np.ndarray, labels: np.ndarray, probabilities: np.ndar
 
 def plot_explorer(run: Run, baseline: Run, title: str) -> Figure:
     """The explorer's view of one network: validation loss and accuracy against the Task 3
-    baseline."""
-    fig, (ax_loss, ax_acc) = _figure(2, width=10, height=3.6)
-    for r, name, color in ((baseline, "Task 3 network [64, 10]", RUN_COLORS["3c"]),
-                           (run, str(list(run.config.neurons_per_layer)), "#d62728")):
+    baseline (drawn once when it is the baseline itself). The legend sits below the panels, where
+    it covers no curve."""
+    fig, (ax_loss, ax_acc) = _figure(2, width=10, height=3.9)
+    shown = [(baseline, "Task 3 network [64, 10]", RUN_COLORS["3c"])]
+    if run.config != baseline.config:
+        shown.append((run, str(list(run.config.neurons_per_layer)), "#d62728"))
+    for r, name, color in shown:
         h = r.history
         steps, smooth = _smoothed_train_loss(h)
         ax_loss.plot(steps, smooth, color=color, lw=0.8, alpha=0.5)
-        ax_loss.plot(h.check_steps, h.val_loss, color=color, lw=1.5, label=f"{name}")
+        ax_loss.plot(h.check_steps, h.val_loss, color=color, lw=1.5)
         ax_acc.plot(h.check_steps, h.val_accuracy, color=color, lw=1.5,
                     label=f"{name}: best {h.best['val_accuracy']:.2%}")
     ax_loss.set_title("loss (thin: training, thick: validation)", fontsize=10)
@@ -348,7 +351,8 @@ def plot_explorer(run: Run, baseline: Run, title: str) -> Figure:
     for ax in (ax_loss, ax_acc):
         _steps_axis(ax)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+    fig.legend(*ax_acc.get_legend_handles_labels(), loc="outside lower center", ncol=2,
+               fontsize=8, frameon=False)
     fig.suptitle(title, fontsize=11)
     return fig
 
