@@ -243,8 +243,7 @@ def expected_cost(config: TrainConfig) -> float:
     that parallel workers finish together. Early stopping makes the real length unknown; the
     report's runs with the scaled tanh stopped after about a third of the epochs that the plain
     sigmoid ones used (17 against 45 of 50), which is the one thing this estimate knows."""
-    sizes = [(a, b) for a, b in zip((785, *config.neurons_per_layer), config.neurons_per_layer)]
-    weights = sum(a * b for a, b in sizes)
+    weights = config.num_parameters   # multiply-adds per example of one forward pass
     steps = config.steps_per_epoch * config.num_epochs * (0.35 if config.use_improved_sigmoid else 0.9)
     checks = steps / config.steps_per_check if config.steps_per_check else 1
     return steps * 3 * config.batch_size * weights + checks * (config.train_size + config.val_size) * weights

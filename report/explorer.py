@@ -11,14 +11,13 @@ nbviewer), the explorer's output shows a PNG of its current plot instead of the 
 from __future__ import annotations
 
 import base64
-import io
 import os
 import threading
 from collections.abc import Sequence
 
 from helpers import NUM_CLASSES, Dataset, Progress, TrainConfig
 from report.experiments import Run, cached_run, data_fingerprint, run_experiment
-from report.plots import plot_explorer
+from report.plots import figure_bytes, plot_explorer
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 PNG_DPI = 150          # the plot's pixels per inch; it is shown at 100 CSS pixels per inch (crisp)
@@ -50,9 +49,7 @@ def render_png(run: Run, baseline: Run) -> tuple[bytes, int]:
     """``run``'s explorer plot as PNG bytes (no timestamp or version in them: the same run gives
     the same bytes) and the width in CSS pixels to show it at."""
     fig = plot_explorer(run, baseline, plot_title(run))
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=PNG_DPI, metadata={"Software": None})
-    return buffer.getvalue(), round(fig.get_figwidth() * CSS_DPI)
+    return figure_bytes(fig, "png", dpi=PNG_DPI), round(fig.get_figwidth() * CSS_DPI)
 
 
 def training_text(training: TrainConfig | None, progress: Progress | None,
