@@ -20,7 +20,9 @@ Everything random takes an explicit ``np.random.Generator``; nothing here seeds 
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
+import glob
 import gzip
 import hashlib
 import http.client
@@ -276,9 +278,13 @@ def one_hot_encode(Y: np.ndarray, num_classes: int) -> np.ndarray:
 # Activations and loss
 # ================================================================================================
 
-def sigmoid(z: np.ndarray) -> np.ndarray:
-    """Logistic function 1 / (1 + e^-z), computed without overflow warnings for large |z|."""
-    return 0.5 * (1.0 + np.tanh(0.5 * z))
+def sigmoid(z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Logistic function 1 / (1 + e^-z), computed without overflow warnings for large |z|.
+    ``out=z`` computes it in place (as `SoftmaxModel.predict` does), with the same bits."""
+    s = np.tanh(np.multiply(z, 0.5, out=out), out=out)
+    s += 1.0
+    s *= 0.5
+    return s
 
 
 def sigmoid_slope(z: np.ndarray) -> np.ndarray:
@@ -287,9 +293,12 @@ def sigmoid_slope(z: np.ndarray) -> np.ndarray:
     return s * (1.0 - s)
 
 
-def improved_sigmoid(z: np.ndarray) -> np.ndarray:
-    """LeCun's scaled tanh, f(z) = 1.7159 tanh(2z/3): f(+-1) = +-1, zero-centred outputs."""
-    return 1.7159 * np.tanh(z * (2.0 / 3.0))
+def improved_sigmoid(z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """LeCun's scaled tanh, f(z) = 1.7159 tanh(2z/3): f(+-1) = +-1, zero-centred outputs.
+    ``out=z`` computes it in place, with the same bits."""
+    t = np.tanh(np.multiply(z, 2.0 / 3.0, out=out), out=out)
+    t *= 1.7159
+    return t
 
 
 def improved_sigmoid_slope(z: np.ndarray) -> np.ndarray:
@@ -298,9 +307,11 @@ def improved_sigmoid_slope(z: np.ndarray) -> np.ndarray:
     return (1.7159 * 2.0 / 3.0) * (1.0 - t * t)
 
 
-def softmax(z: np.ndarray) -> np.ndarray:
-    """Row-wise softmax of (N, K) logits, shifted by the row maximum so exp never overflows."""
-    e = np.exp(z - z.max(axis=1, keepdims=True))
+def softmax(z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Row-wise softmax of (N, K) logits, shifted by the row maximum so exp never overflows.
+    ``out=z`` computes it in place, with the same bits."""
+    e = np.subtract(z, z.max(axis=1, keepdims=True), out=out)
+    np.exp(e, out=e)
     e /= e.sum(axis=1, keepdims=True)
     return e
 
@@ -330,40 +341,77 @@ def accuracy(targets: np.ndarray, outputs: np.ndarray) -> float:
 # Model
 # ================================================================================================
 
-SMALL_PRODUCT = 1_000_000  # multiply-adds; OpenBLAS's small-matrix kernel takes products below it
+def blas_core() -> str:
+    """The kernel family NumPy's OpenBLAS chose for this processor at start-up ('Haswell',
+    'SkylakeX', ...; ``OPENBLAS_CORETYPE`` overrides it), or '' when NumPy uses another BLAS.
+
+    It decides `matmul`'s strategy, and it is part of what fixes a run's bits: the same engine
+    gives different last bits with different kernels. Found as threadpoolctl finds it: the
+    library's ``openblas_get_corename``, through ctypes, in NumPy's bundled libraries (wheels)
+    or among the libraries this process has loaded (Linux; a conda or system OpenBLAS).
+    """
+    here = Path(np.__file__).parent
+    paths = sorted(glob.glob(str(here.parent / "numpy.libs" / "*openblas*"))
+                   + glob.glob(str(here / ".dylibs" / "*openblas*")))
+    try:
+        with open("/proc/self/maps") as maps:
+            paths += sorted({line.split()[-1] for line in maps if "openblas" in line.lower()
+                             and line.split()[-1].startswith("/")})
+    except OSError:
+        pass
+    for path in paths:
+        try:
+            library = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for symbol in ("openblas_get_corename", "scipy_openblas_get_corename64_",
+                       "scipy_openblas_get_corename", "openblas_get_corename64_"):
+            corename = getattr(library, symbol, None)
+            if corename is not None:
+                corename.restype = ctypes.c_char_p
+                return corename().decode("ascii", "replace")
+    return ""
 
 
-def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """``a @ b`` for 2-D arrays, (m, k) @ (k, n) -> (m, n), written into ``out`` if given.
+#: This process's OpenBLAS kernel family (see `blas_core`); fixed for the life of the process.
+BLAS_CORE = blas_core()
+#: Kernel families whose small-matrix kernel (for products of at most SMALL_PRODUCT
+#: multiply-adds) beats the general one on a training step's products: OpenBLAS's AVX-512 kernels.
+#: On its AVX2 kernels ('Haswell', also what AMD Zen gets) blocking was 10-30% slower.
+SMALL_KERNEL_CORES = frozenset({"SkylakeX", "Cooperlake", "SapphireRapids"})
+SMALL_PRODUCT = 1_000_000  # multiply-adds; OpenBLAS's small-matrix kernel takes products up to it
+#: Rows `SoftmaxModel.predict` passes through the network at a time (measured: 1024-2048 rows
+#: keep a check's forward pass within a few per cent of its bare products on both kernel families).
+PREDICT_ROWS = 2048
 
-    Below 1e6 multiply-adds OpenBLAS, NumPy's BLAS, uses an unpacked small-matrix kernel that is
-    10-25% faster than its general one for this network's thin products (``benchmarks/README.md``
-    has the measurements), so larger products are computed in blocks of the output that stay
-    under that size: column blocks (a multiple of 16 columns) when all m rows fit, as for a
-    training step's (32, 785) @ (785, 64) and (785, 32) @ (32, 64); otherwise slabs of rows, each
-    blocked the same way, as for predicting a whole data set (unless k is so long that even 32
-    rows by 16 columns exceed the limit; then as one product). Every output element is still one
-    dot product over k; only the rounding of its last bit may differ from ``a @ b``. A BLAS
-    without such a kernel should spend about as long on the blocks as on the whole product (not
-    measured here).
+
+def blocked_matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """``a @ b`` for 2-D arrays, (m, k) @ (k, n) -> (m, n), written into ``out`` if given, with a
+    training step's large products cut into blocks for OpenBLAS's small-matrix kernel.
+
+    A product above SMALL_PRODUCT multiply-adds whose m rows fit a block of at least 16 columns,
+    as a step's (32, 785) @ (785, 64) and (785, 32) @ (32, 64) do, is computed in column blocks
+    under that size: on OpenBLAS's AVX-512 kernels (`SMALL_KERNEL_CORES`) the unpacked
+    small-matrix kernel is 10-25% faster there than the general one (``benchmarks/README.md``).
+    Every other product is ``np.matmul`` as it is. Each output element is one dot product over k
+    either way; only the rounding of its last bit may differ from ``a @ b``.
     """
     m, k = a.shape
     n = b.shape[1]
-    if m * k * n <= SMALL_PRODUCT:
+    width = SMALL_PRODUCT // (m * k) // 16 * 16  # widest block of whole 16-float vectors
+    if m * k * n <= SMALL_PRODUCT or width < 16:
         return np.matmul(a, b, out=out)
     if out is None:
         out = np.empty((m, n), dtype=np.result_type(a, b))
-    width = SMALL_PRODUCT // (m * k) // 16 * 16  # widest block of whole 16-float vectors
-    if width >= 16:
-        for j in range(0, n, width):
-            np.matmul(a, b[:, j:j + width], out=out[:, j:j + width])
-    elif m > 32 and 32 * k * 16 <= SMALL_PRODUCT:  # each slab takes one of the two branches
-        rows = max(32, SMALL_PRODUCT // (k * n))
-        for i in range(0, m, rows):
-            matmul(a[i:i + rows], b, out=out[i:i + rows])
-    else:  # k too long for even a (32, k) @ (k, 16) block to be small: nothing to gain
-        np.matmul(a, b, out=out)
+    for j in range(0, n, width):
+        np.matmul(a, b[:, j:j + width], out=out[:, j:j + width])
     return out
+
+
+#: The engine's matrix product: `blocked_matmul` where it measured faster (OpenBLAS's AVX-512
+#: kernel families), elsewhere ``np.matmul`` itself (blocking measured 10-30% slower on the AVX2
+#: kernels, and unknown on other BLAS libraries), so it is never slower than plain ``a @ b``.
+matmul = blocked_matmul if BLAS_CORE in SMALL_KERNEL_CORES else np.matmul
 
 
 class SoftmaxModel:
@@ -458,14 +506,25 @@ class SoftmaxModel:
     def zero_grad(self) -> None:
         self.grads = [np.zeros_like(w) for w in self.ws]
 
-    def predict(self, X: np.ndarray) -> np.ndarray:
-        """(N, 785) -> (N, 10) probabilities, without keeping anything for backward."""
+    def predict(self, X: np.ndarray, rows: int = PREDICT_ROWS) -> np.ndarray:
+        """(N, 785) -> (N, 10) probabilities, without keeping anything for backward.
+
+        The rows go through the network ``rows`` at a time, each layer's activation computed
+        in place, so a validation check over 30,000 images costs little more than its matrix
+        products (the activations of a block stay in cache, and nothing image-sized is
+        allocated but the output)."""
         self._check_inputs(X, "predict")
-        a = X
-        for l, w in enumerate(self.ws):
-            z = matmul(a, w)
-            a = softmax(z) if l == len(self.ws) - 1 else self.f(z)
-        return a
+        last = len(self.ws) - 1
+        out = np.empty((X.shape[0], self.ws[-1].shape[1]), dtype=np.result_type(X, self.ws[-1]))
+        for start in range(0, X.shape[0], rows):
+            a = X[start:start + rows]
+            for l, w in enumerate(self.ws):
+                if l == last:
+                    softmax(matmul(a, w, out=out[start:start + rows]), out=out[start:start + rows])
+                else:
+                    z = matmul(a, w)
+                    a = self.f(z, out=z)
+        return out
 
 
 def count_parameters(neurons_per_layer: Sequence[int], input_size: int = 785) -> int:

@@ -82,15 +82,39 @@ def load_engine(path: Path):
 # return_weights=True, also their final weights (tests/test_benchmark.py compares them with ours).
 # ------------------------------------------------------------------------------------------------
 
-def run_ours(h, data, epochs: int):
+def run_ours(h, data, epochs: int, checks_per_epoch: int = 0):
+    """``helpers.train`` on the Task 3 network; ``checks_per_epoch=5`` is the protocol's
+    validation check every 125 steps (loss and accuracy over all 30,000 images each time)."""
     config = h.TrainConfig(neurons_per_layer=(HIDDEN, 10), use_improved_weight_init=True,
                            use_improved_sigmoid=True, use_momentum=True, learning_rate=LR,
                            momentum_gamma=GAMMA, batch_size=BATCH, num_epochs=epochs,
-                           seed=SEED, checks_per_epoch=0)
+                           seed=SEED, checks_per_epoch=checks_per_epoch,
+                           early_stopping_patience=10 ** 6)
     _, history = h.train(config, data)
     if history.diverged:
         raise RuntimeError("our run diverged")
     return history.last["step"], history.last["val_accuracy"], history.last["train_accuracy"]
+
+
+@contextlib.contextmanager
+def plain_products(h):
+    """The engine with ``helpers.matmul`` replaced by plain ``np.matmul`` (``a @ b``), for the
+    variant rows: what the engine would be without its own product strategy."""
+    blocked = h.matmul
+
+    def plain(a, b, out=None):
+        return np.matmul(a, b, out=out)
+
+    h.matmul = plain
+    try:
+        yield
+    finally:
+        h.matmul = blocked
+
+
+def run_ours_plain(h, data, epochs: int, checks_per_epoch: int = 0):
+    with plain_products(h):
+        return run_ours(h, data, epochs, checks_per_epoch)
 
 
 def run_sklearn(X_train, y_train, X_val, y_val, epochs: int):
@@ -236,6 +260,79 @@ def run_ceiling(h, X_train, epochs: int):
 
 
 # ------------------------------------------------------------------------------------------------
+# Products: helpers.matmul against a @ b, and a check's forward pass against its bare products
+# ------------------------------------------------------------------------------------------------
+
+#: The report's networks whose products the second table times (hidden layers).
+NETWORKS = {"2c-3c [64]": (64,), "4a [32]": (32,), "4b [128]": (128,), "4d [60, 60]": (60, 60),
+            "4e 10 x [64]": (64,) * 10}
+
+
+def best_time(f, min_seconds: float = 0.2, repeats: int = 5) -> float:
+    """Seconds per call of ``f``: the best of ``repeats`` timings, each of as many calls as fill
+    about ``min_seconds``."""
+    f()
+    start, calls = time.perf_counter(), 0
+    while time.perf_counter() - start < min_seconds / repeats:
+        f()
+        calls += 1
+    calls = max(calls, 1)
+    best = math.inf
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(calls):
+            f()
+        best = min(best, (time.perf_counter() - start) / calls)
+    return best
+
+
+def product_rows(h, data) -> list[dict]:
+    """For each network: helpers.matmul / (a @ b) on a step's forward product (32, 785) @ (785, n)
+    and gradient (785, 32) @ (32, n), and on a check's first product over the 30,000 images
+    (whole, and one block of ``helpers.PREDICT_ROWS`` rows as ``predict`` computes it); then a
+    check's forward pass (``predict`` over the training and validation images) against its bare
+    products (every layer's product over all 30,000 images, on precomputed inputs)."""
+    X = np.concatenate([data.X_train, data.X_val])
+    rng = np.random.default_rng(SEED)
+    block = X[:h.PREDICT_ROWS]
+    rows = []
+    for name, hidden in NETWORKS.items():
+        model = h.SoftmaxModel((*hidden, 10), True, True, rng=rng, dtype=X.dtype.type)
+        n = hidden[0]
+        w1 = model.ws[0]
+        x, delta = X[:BATCH], rng.normal(size=(BATCH, n)).astype(X.dtype)
+        grad = np.empty_like(w1)
+        ratio = {}
+        for what, (a, b, out) in {"step": (x, w1, None), "gradient": (x.T, delta, grad),
+                                  "check": (X, w1, None), "block": (block, w1, None)}.items():
+            ours = best_time(lambda: h.matmul(a, b, out=out))
+            plain = best_time(lambda: np.matmul(a, b, out=out))
+            ratio[what] = ours / plain
+        inputs, a = [], X                  # every layer's input over the 30,000 images
+        for l, w in enumerate(model.ws):
+            inputs.append(a)
+            a = np.tanh(a @ w)
+        bare = best_time(lambda: [np.matmul(a, w) for a, w in zip(inputs, model.ws)])
+        forward = best_time(lambda: (model.predict(data.X_train), model.predict(data.X_val)))
+        rows.append(dict(name=name, **ratio, bare=bare, forward=forward))
+    return rows
+
+
+def product_table(rows: list[dict]) -> str:
+    lines = ["helpers.matmul / plain a @ b (1 thread; best of 5; below 1.00: ours faster), and a "
+             "check's forward pass over 30,000 images against its bare products", "",
+             "| network       | step (32,785)@(785,n) | gradient (785,32)@(32,n) | "
+             "check (30000,785)@(785,n) | one predict block | bare products ms | "
+             "forward pass ms | forward / bare |",
+             "|---------------|------:|------:|------:|------:|------:|------:|------:|"]
+    for r in rows:
+        lines.append(f"| {r['name']:<13} | {r['step']:.2f} | {r['gradient']:.2f} | "
+                     f"{r['check']:.2f} | {r['block']:.2f} | {1e3 * r['bare']:.1f} | "
+                     f"{1e3 * r['forward']:.1f} | {r['forward'] / r['bare']:.2f} |")
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------------------
 # Measurement and report
 # ------------------------------------------------------------------------------------------------
 
@@ -287,7 +384,9 @@ def measure(jobs: dict, repeats: int, blas_context, max_wait: float) -> dict:
     return results
 
 
-NAMES = {"ours": "ours (helpers.train, f32)", "sklearn": "scikit-learn MLP (f32)",
+NAMES = {"ours": "ours (helpers.train, f32)", "plain": "ours with plain a @ b",
+         "ours+checks": "ours, protocol's checks", "plain+checks": "plain a @ b, checks",
+         "sklearn": "scikit-learn MLP (f32)",
          "textbook": "textbook NumPy (f64)",
          "per-example": "per-example textbook (f64)", "ceiling": "ceiling: gather+matmuls+W1"}
 
@@ -321,7 +420,8 @@ def main(argv=None) -> int:
     parser.add_argument("--default-threads", action="store_true",
                         help="also measure with the BLAS library's default thread count")
     parser.add_argument("--skip", nargs="*", default=[],
-                        choices=["sklearn", "textbook", "per-example", "ceiling"],
+                        choices=["sklearn", "textbook", "per-example", "ceiling", "checks",
+                                 "products"],
                         help="leave out some of the comparisons")
     parser.add_argument("--max-wait", type=float, default=5.0,
                         help="before each measurement wait up to this many seconds for the "
@@ -351,7 +451,11 @@ def main(argv=None) -> int:
     y_sk, y_sk_val = data.Y_train.argmax(1), data.Y_val.argmax(1)
     load_seconds = time.perf_counter() - t0
 
-    jobs = {"ours": lambda: run_ours(h, data, args.epochs)}
+    jobs = {"ours": lambda: run_ours(h, data, args.epochs),
+            "plain": lambda: run_ours_plain(h, data, args.epochs)}
+    if "checks" not in args.skip:
+        jobs["ours+checks"] = lambda: run_ours(h, data, args.epochs, checks_per_epoch=5)
+        jobs["plain+checks"] = lambda: run_ours_plain(h, data, args.epochs, checks_per_epoch=5)
     if "sklearn" not in args.skip:
         jobs["sklearn"] = lambda: run_sklearn(X_sk, y_sk, X_sk_val, y_sk_val, args.epochs)
     if "textbook" not in args.skip:
@@ -372,6 +476,9 @@ def main(argv=None) -> int:
               f"numpy {np.__version__}, scikit-learn {sklearn.__version__}, "
               f"{'; '.join(blas) or 'BLAS unknown'}, Python {platform.python_version()}, "
               f"{os.cpu_count()} CPUs, engine {args.engine}\n"
+              f"helpers.BLAS_CORE = {h.BLAS_CORE!r}: helpers.matmul "
+              f"{'is blocked_matmul' if h.matmul is h.blocked_matmul else 'is np.matmul itself'}"
+              f" (kernel family from OPENBLAS_CORETYPE or the processor)\n"
               f"(data loaded and preprocessed in {load_seconds:.1f} s, not timed)")
     print(header, file=sys.stderr)
 
@@ -385,8 +492,28 @@ def main(argv=None) -> int:
         results_mt = measure(jobs, args.repeats, contextlib.nullcontext, args.max_wait)
         tables.append(table(results_mt, "BLAS default threads")[0])
 
+    if "products" not in args.skip:
+        print("\nProducts and checks (1 thread):", file=sys.stderr, flush=True)
+        if args.max_wait > 0:
+            wait_for_idle(args.max_wait)
+        with experiments.single_threaded_blas():
+            products = product_rows(h, data)
+        tables.append(product_table(products))
+
     print("\n" + header + "\n")
     print("\n\n".join(tables))
+    print("\nThe engine's own strategy against plain a @ b (this kernel family):")
+    for mine, plain, what in (("ours", "plain", "steps only"),
+                              ("ours+checks", "plain+checks", "with the protocol's checks")):
+        if mine in best and plain in best:
+            print(f"  training, {what}: ours / plain-@ = {best[mine] / best[plain]:.3f} "
+                  f"(steps/s; >= 1: ours at least as fast)")
+    if "products" not in args.skip:
+        print("  products: helpers.matmul / a @ b at most "
+              f"{max(max(r['step'], r['gradient'], r['check'], r['block']) for r in products):.2f}"
+              f"; a check's forward pass at most "
+              f"{max(r['forward'] / r['bare'] for r in products):.2f}x its bare products "
+              f"(target 1.25x)")
     print("\nTargets (from the 1-thread table):")
     ok_all = True
     for name, target, what in (("sklearn", TARGET_VS_SKLEARN, "scikit-learn"),

@@ -1,7 +1,7 @@
 """Running the report's training runs: an on-disk cache, parallel worker processes, progress.
 
 A run is identified by its `TrainConfig`, the data's fingerprint and the engine's version (the
-hash of ``helpers.py`` and the NumPy version); its weights and history are cached as one .npz.
+hash of ``helpers.py``, the NumPy version and OpenBLAS's kernel family); its weights and history are cached as one .npz.
 `run_experiments` answers what it can from the cache and trains the rest in worker processes,
 each with BLAS pinned to one thread so that every result is the same bits as a serial run's.
 The scikit-learn cross-check is cached the same way.
@@ -45,11 +45,14 @@ from helpers import (
 # Experiments: an on-disk cache keyed by config, data and code; independent runs in parallel
 # ================================================================================================
 
-def engine_version(engine: str | os.PathLike = helpers.__file__) -> str:
-    """SHA-256 (16 hex digits) of the engine file as a whole and the NumPy version: any edit to
-    ``helpers.py`` invalidates every cached run; edits to the report's modules invalidate none."""
+def engine_version(engine: str | os.PathLike = helpers.__file__,
+                   blas_core: str = helpers.BLAS_CORE) -> str:
+    """SHA-256 (16 hex digits) of the engine file as a whole, the NumPy version and OpenBLAS's
+    kernel family (`helpers.blas_core`: it picks `helpers.matmul`'s strategy and the products'
+    last bits): any edit to ``helpers.py``, and a run under ``OPENBLAS_CORETYPE=Haswell`` on an
+    AVX-512 machine, has runs of its own; edits to the report's modules invalidate none."""
     text = Path(engine).read_bytes()
-    return hashlib.sha256(text + f"numpy {np.__version__}".encode()).hexdigest()[:16]
+    return hashlib.sha256(text + f"numpy {np.__version__} blas {blas_core}".encode()).hexdigest()[:16]
 
 
 CODE_VERSION = engine_version()  # part of every cache key

@@ -121,36 +121,38 @@ def test_accuracy():
 
 
 # ------------------------------------------------------------------------------------------------
-# matmul: a @ b, in column blocks for mini-batch-sized products
+# matmul: a @ b, with a step's products in column blocks on OpenBLAS's AVX-512 kernels
 # ------------------------------------------------------------------------------------------------
 
 # (m, k, n): a step's products for [64, 10], [128, 10] (4b) and [60, 60, 10] (4d), computed in
-# column blocks; then data-set-sized ones, computed in slabs of rows (with a partial last slab);
-# then ones too long in k for any small block (a gradient over a batch of 2000, say), and small
-# ones, computed as they are.
+# column blocks by blocked_matmul; then data-set-sized ones, ones too long in k for any small block (a
+# gradient over a batch of 2000, say), and small ones, always computed as they are.
 PRODUCTS = [(32, 785, 64), (785, 32, 64), (32, 785, 128), (785, 32, 128), (32, 785, 60),
             (1000, 785, 64), (785, 512, 64), (3001, 64, 64), (2000, 64, 10),
             (785, 2000, 64), (40, 5000, 100), (32, 64, 10), (32, 785, 32)]
+STEP_PRODUCTS = PRODUCTS[:5]
 
 
+@pytest.mark.parametrize("matmul", [helpers.blocked_matmul, helpers.matmul])
 @pytest.mark.parametrize("dtype, rtol", [(np.float32, 2e-5), (np.float64, 1e-12)])
 @pytest.mark.parametrize("m, k, n", PRODUCTS)
-def test_matmul_equals_the_plain_product(m, k, n, dtype, rtol):
+def test_matmul_equals_the_plain_product(m, k, n, dtype, rtol, matmul):
     rng = np.random.default_rng(0)
     a = rng.normal(size=(m, k)).astype(dtype)
     b = rng.normal(size=(k, n)).astype(dtype)
     expected = a.astype(np.float64) @ b.astype(np.float64)
-    got = helpers.matmul(a, b)
+    got = matmul(a, b)
     assert got.shape == (m, n) and got.dtype == dtype
     np.testing.assert_allclose(got, expected, rtol=rtol, atol=rtol * np.abs(expected).max())
     out = np.full((m, n), np.nan, dtype=dtype)  # a column block left unwritten stays NaN
-    assert helpers.matmul(a, b, out=out) is out
+    assert matmul(a, b, out=out) is out
     np.testing.assert_array_equal(out, got)
 
 
-def test_matmul_blocks_are_small_products(monkeypatch):
-    """The blocks' reason to exist: each is a product under OpenBLAS's small-matrix limit, and
-    together they write every element of the output exactly once."""
+def test_blocked_matmul_blocks_only_a_steps_products(monkeypatch):
+    """The blocks' reason to exist: a step's large products become products under OpenBLAS's
+    small-matrix limit that together write every element of the output exactly once; everything
+    else is one plain product."""
     calls = []
     plain = np.matmul
 
@@ -162,13 +164,30 @@ def test_matmul_blocks_are_small_products(monkeypatch):
     for m, k, n in PRODUCTS:
         calls.clear()
         out = np.zeros((m, n), dtype=np.float32)
-        helpers.matmul(np.ones((m, k), np.float32), np.ones((k, n), np.float32), out=out)
+        helpers.blocked_matmul(np.ones((m, k), np.float32), np.ones((k, n), np.float32), out=out)
         np.testing.assert_array_equal(out, k)
         assert sum(o.size for _, o in calls) == m * n
-        if m * k * n > helpers.SMALL_PRODUCT and 32 * k * 16 <= helpers.SMALL_PRODUCT:
+        if (m, k, n) in STEP_PRODUCTS and m * k * n > helpers.SMALL_PRODUCT:
             assert len(calls) > 1 and all(macs <= helpers.SMALL_PRODUCT for macs, _ in calls)
-        else:  # small already, or k too long for any small block
+        else:
             assert len(calls) == 1
+
+
+def test_matmul_blocks_only_on_the_avx512_kernel_families():
+    """The strategy follows the kernels OpenBLAS picked: blocking pays on its AVX-512 kernels
+    and costs 10-30% on its AVX2 ones (benchmarks/README.md), where matmul is np.matmul itself."""
+    blocks = helpers.BLAS_CORE in helpers.SMALL_KERNEL_CORES
+    assert helpers.matmul is (helpers.blocked_matmul if blocks else np.matmul)
+
+
+def test_blas_core_is_the_architecture_threadpoolctl_reports():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    found = [i.get("architecture") for i in threadpoolctl.threadpool_info()
+             if i["internal_api"] == "openblas"]
+    if not found:
+        assert helpers.BLAS_CORE == ""
+    else:
+        assert helpers.BLAS_CORE in found
 
 
 def test_matmul_of_a_transposed_view_into_an_existing_array():
@@ -243,6 +262,26 @@ def test_forward_outputs_probabilities_and_predict_agrees():
     np.testing.assert_allclose(out.sum(axis=1), 1, rtol=1e-14)
     np.testing.assert_array_equal(model.predict(X), out)
     assert len(model.zs) == 3 and len(model.activations) == 4 and model.activations[0] is X
+
+
+@pytest.mark.parametrize("rows", [1, 4, 5, 2048])
+def test_predict_in_row_blocks_agrees_with_forward(rows):
+    """predict's blocks of rows (the last one partial) give forward's probabilities."""
+    model = helpers.SoftmaxModel([16, 16, 10], True, True, rng=np.random.default_rng(3),
+                                 dtype=np.float64)
+    X, _ = gradient_check_batch(11)
+    np.testing.assert_allclose(model.predict(X, rows=rows), model.forward(X), rtol=1e-13)
+    assert model.predict(X[:0], rows=rows).shape == (0, 10)
+
+
+@pytest.mark.parametrize("f", [helpers.sigmoid, helpers.improved_sigmoid, helpers.softmax])
+def test_activations_in_place_give_the_same_bits(f):
+    z = np.random.default_rng(4).normal(scale=5, size=(7, 10)).astype(np.float32)
+    expected = f(z)
+    assert expected is not z
+    inplace = z.copy()
+    assert f(inplace, out=inplace) is inplace
+    np.testing.assert_array_equal(inplace, expected)
 
 
 def test_uniform_init_statistics():
