@@ -27,8 +27,12 @@ from report.experiments import Run, single_threaded_blas
 # Analysis: seed statistics, tables, initialisation statistics, errors of the best network
 # ================================================================================================
 
-#: The significance level of every comparison in the report (two-sided, per comparison).
+#: The level of the primary comparisons' tests (two-sided, after Holm's correction), and the
+#: coverage of every confidence interval.
 LEVEL = 0.05
+#: The primary measure: validation accuracy of the weights early stopping keeps (the network the
+#: protocol delivers), compared across seeds.
+PRIMARY_MEASURE = "best_val_accuracy"
 
 
 def run_metrics(history: History) -> dict[str, float]:
@@ -40,16 +44,22 @@ def run_metrics(history: History) -> dict[str, float]:
     end_val_accuracy, end_train_accuracy, end_epoch. And: val_loss_epoch1, the validation loss
     after one epoch (convergence speed); overfit_rise = end_val_loss - best_val_loss (how far the
     validation loss climbed after the best check); accuracy_gain = end_val_accuracy -
-    best_val_accuracy (what validation accuracy did meanwhile)."""
+    best_val_accuracy (what validation accuracy did meanwhile); best_gap = best_train_accuracy -
+    best_val_accuracy (the generalisation gap of the kept weights); loss_rises, the number of
+    checks at which the loss on the whole training set rose by more than 10 % over the check
+    before (jumps in the training loss)."""
     h = history
     after_one = int(np.searchsorted(h.check_steps, h.config.steps_per_epoch))
+    train_loss = h.check_train_loss
     return dict(best_val_loss=h.best["val_loss"], best_val_accuracy=h.best["val_accuracy"],
                 best_train_accuracy=h.best["train_accuracy"], best_epoch=h.best["epoch"],
                 end_val_loss=h.last["val_loss"], end_val_accuracy=h.last["val_accuracy"],
                 end_train_accuracy=h.last["train_accuracy"], end_epoch=h.last["epoch"],
                 val_loss_epoch1=float(h.val_loss[min(after_one, h.val_loss.size - 1)]),
                 overfit_rise=h.last["val_loss"] - h.best["val_loss"],
-                accuracy_gain=h.last["val_accuracy"] - h.best["val_accuracy"])
+                accuracy_gain=h.last["val_accuracy"] - h.best["val_accuracy"],
+                best_gap=h.best["train_accuracy"] - h.best["val_accuracy"],
+                loss_rises=float(np.sum(train_loss[1:] > 1.1 * train_loss[:-1])))
 
 
 def seed_metrics(runs: Sequence[Run]) -> dict[str, np.ndarray]:
@@ -64,50 +74,42 @@ def mean_sd(values: np.ndarray) -> tuple[float, float]:
     return float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else 0.0
 
 
-def seed_statistics(runs: Sequence[Run]) -> dict[str, tuple[float, float]]:
-    """`run_metrics` over seeds: metric -> (mean, standard deviation with ddof=1)."""
-    return {m: mean_sd(v) for m, v in seed_metrics(runs).items()}
+def seeds_shared(before: TrainConfig, after: TrainConfig) -> bool:
+    """Whether runs of the two configurations with the same seed start from the same weights and
+    see the same batches: the same layers and the same initialisation draw the same weights from
+    the seed's generator and leave it in the same state for the shuffles. Such runs are paired."""
+    return (before.neurons_per_layer == after.neurons_per_layer
+            and before.use_improved_weight_init == after.use_improved_weight_init
+            and before.train_size == after.train_size and before.batch_size == after.batch_size)
 
 
-def outlier_seeds(values: np.ndarray, threshold: float = 3.5) -> np.ndarray:
-    """Indices of values that stand apart from the others: modified z-score
-    0.6745 |x - median| / MAD above ``threshold`` (Iglewicz and Hoaglin's rule, robust to the
-    outlier itself). int64 (K,), empty when none does (or when the MAD is 0)."""
-    v = np.asarray(values, dtype=np.float64)
-    mad = np.median(np.abs(v - np.median(v)))
-    if v.size < 3 or mad == 0:
-        return np.array([], dtype=np.int64)
-    return np.flatnonzero(0.6745 * np.abs(v - np.median(v)) / mad > threshold)
+def difference(before: np.ndarray, after: np.ndarray, paired: bool) -> dict:
+    """``after - before``: the difference of the means over seeds, its 95 % confidence interval
+    and a two-sided p-value, by Student's paired t-test on the per-seed differences (``paired``:
+    the seeds' runs share weights and batches) or else Welch's t-test (no equal-variance
+    assumption), both as SciPy computes them.
 
-
-def two_sample_test(a: np.ndarray, b: np.ndarray) -> tuple[str, float]:
-    """A two-sided test of a difference between two sets of seeds: (test name, p-value).
-
-    Welch's t-test (no equal-variance assumption) when both samples look normal; the
-    Mann–Whitney U test (exact, rank-based) when either has a seed that stands apart
-    (`outlier_seeds`), where a t-test's mean and variance would be driven by that one seed."""
+    Returns: dict(test, diff, ci_low, ci_high, p_value, mean_before, mean_after, seeds).
+    Raises ValueError for fewer than 2 seeds a side, or unequal seeds when paired."""
     from scipy import stats
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    a, b = np.asarray(before, dtype=np.float64), np.asarray(after, dtype=np.float64)
     if a.size < 2 or b.size < 2:
-        raise ValueError(f"a test across seeds needs at least 2 seeds per side, got {a.size} "
-                         f"and {b.size}: set more seeds in the report's settings")
-    if outlier_seeds(a).size or outlier_seeds(b).size:
-        return "Mann–Whitney U", float(stats.mannwhitneyu(a, b, alternative="two-sided").pvalue)
-    if np.ptp(a) == 0 and np.ptp(b) == 0:   # no spread at all: equal, or certainly different
-        return "Welch's t-test", 1.0 if a[0] == b[0] else 0.0
-    return "Welch's t-test", float(stats.ttest_ind(a, b, equal_var=False).pvalue)
-
-
-def paired_test(a: np.ndarray, b: np.ndarray) -> tuple[str, float]:
-    """A two-sided paired t-test of b - a over the same seeds (e.g. one configuration's accuracy
-    at the end of training against at its best check): (test name, p-value)."""
-    from scipy import stats
-    d = np.asarray(b, dtype=np.float64) - np.asarray(a, dtype=np.float64)
-    if d.size < 2:
-        raise ValueError(f"a paired test needs at least 2 seeds, got {d.size}")
-    if np.ptp(d) == 0:
-        return "paired t-test", 1.0 if d[0] == 0 else 0.0
-    return "paired t-test", float(stats.ttest_1samp(d, 0.0).pvalue)
+        raise ValueError(f"a difference across seeds needs at least 2 seeds per side, got "
+                         f"{a.size} and {b.size}: set more seeds in the report's settings")
+    if paired and a.size != b.size:
+        raise ValueError(f"paired runs need the same seeds on both sides, got {a.size} and {b.size}")
+    diff = float(b.mean() - a.mean())
+    spread = np.ptp(b - a) if paired else max(np.ptp(a), np.ptp(b))
+    if spread == 0:     # no spread at all: the difference is exact
+        low = high = diff
+        p = 1.0 if diff == 0 else 0.0
+    else:
+        result = stats.ttest_rel(b, a) if paired else stats.ttest_ind(b, a, equal_var=False)
+        low, high = result.confidence_interval(1 - LEVEL)
+        p = float(result.pvalue)
+    return dict(test="paired t-test" if paired else "Welch's t-test", diff=diff,
+                ci_low=float(low), ci_high=float(high), p_value=p, mean_before=float(a.mean()),
+                mean_after=float(b.mean()), seeds=[int(a.size), int(b.size)])
 
 
 def holm(p_values: Sequence[float]) -> np.ndarray:
@@ -121,8 +123,62 @@ def holm(p_values: Sequence[float]) -> np.ndarray:
     return out
 
 
+def primary_comparisons(metrics: dict[str, dict[str, np.ndarray]], configs: dict[str, TrainConfig],
+                        pairs: dict[str, tuple[str, str]], measure: str = PRIMARY_MEASURE) -> dict:
+    """The report's primary comparisons, one per task question, as one family: for each task,
+    `difference` of ``measure`` (after - before, paired where `seeds_shared`), its Holm-adjusted
+    p-value over the family and the verdict it allows: 'higher' or 'lower' when the adjusted p is
+    below LEVEL, else 'no difference shown'.
+
+    Args:
+        metrics: configuration -> `seed_metrics`; configs: configuration -> TrainConfig.
+        pairs: task -> (before, after), e.g. {"3a": ("2c", "3a"), ...}.
+    Returns: task -> dict(before, after, measure, paired, holm_p_value, verdict, **difference)."""
+    out = {}
+    for task, (before, after) in pairs.items():
+        paired = seeds_shared(configs[before], configs[after])
+        out[task] = dict(before=before, after=after, measure=measure, paired=paired,
+                         **difference(metrics[before][measure], metrics[after][measure], paired))
+    for record, p in zip(out.values(), holm([r["p_value"] for r in out.values()])):
+        record["holm_p_value"] = float(p)
+        record["verdict"] = (("higher" if record["diff"] > 0 else "lower") if p < LEVEL
+                             else "no difference shown")
+    return out
+
+
+def secondary_differences(metrics: dict[str, dict[str, np.ndarray]], configs: dict[str, TrainConfig],
+                          before: str, after: str, measures: Sequence[str]) -> dict:
+    """Differences with their 95 % intervals for the other measures, read as estimates: no test,
+    no verdict (the p-value is left out on purpose). measure -> dict(test, diff, ci_low, ci_high,
+    mean_before, mean_after, seeds)."""
+    paired = seeds_shared(configs[before], configs[after])
+    out = {}
+    for m in measures:
+        d = difference(metrics[before][m], metrics[after][m], paired)
+        del d["p_value"]
+        out[m] = d
+    return out
+
+
+def dixon_outlier(values: np.ndarray) -> int | None:
+    """The index of a seed that stands apart from the others, by Dixon's Q test at 95 %
+    (3 to 7 values: the gap between the most extreme value and its neighbour, over the range,
+    above the tabled critical Q), or None. The report shows comparisons with such a seed both
+    with and without it; it never changes the test."""
+    critical = {3: 0.970, 4: 0.829, 5: 0.710, 6: 0.625, 7: 0.568}   # Rorabacher (1991), 95 %
+    v = np.asarray(values, dtype=np.float64)
+    if v.size not in critical or np.ptp(v) == 0:
+        return None
+    order = np.argsort(v, kind="stable")
+    s = v[order]
+    low, high = (s[1] - s[0]) / np.ptp(v), (s[-1] - s[-2]) / np.ptp(v)
+    if max(low, high) <= critical[v.size]:
+        return None
+    return int(order[0] if low > high else order[-1])
+
+
 def format_p(p: float) -> str:
-    """'p = 0.002', 'p = 0.41', 'p < 0.001'."""
+    """'p < 0.001', 'p = 0.0079', 'p = 0.046', 'p = 0.41'."""
     return "p < 0.001" if p < 0.001 else f"p = {p:.2g}" if p < 0.1 else f"p = {p:.2f}"
 
 
@@ -136,43 +192,11 @@ def mean_std(ms: tuple[float, float], digits: int = 4, percent: bool = False) ->
     return f"{m:.{digits}f} ±\u00a0{s:.{digits}f}"
 
 
-class Comparisons:
-    """The report's comparisons between configurations, each a two-sample test across seeds.
-
-    ``compare(before, after, metric)`` returns the sentence fragment the text quotes, e.g.
-    '0.1402 ± 0.0035 → 0.1169 ± 0.0023, lower (p = 0.002)' or '... no difference shown
-    (p = 0.41)', and records the test (`records`, written to results.json), so that every
-    comparative sentence in the report rests on a test whose p-value is shown next to it.
-    """
-
-    def __init__(self, metrics: dict[str, dict[str, np.ndarray]], level: float = LEVEL):
-        self.metrics, self.level = metrics, level
-        self.records: list[dict] = []
-
-    def test(self, before: str, after: str, metric: str) -> dict:
-        """The test of ``metric`` between two configurations (recorded once)."""
-        a, b = self.metrics[before][metric], self.metrics[after][metric]
-        name, p = two_sample_test(a, b)
-        record = dict(before=before, after=after, metric=metric, test=name, p_value=p,
-                      mean_before=float(a.mean()), mean_after=float(b.mean()),
-                      seeds=[int(a.size), int(b.size)], significant=bool(p < self.level))
-        if record not in self.records:
-            self.records.append(record)
-        return record
-
-    def __call__(self, before: str, after: str, metric: str, percent: bool = False,
-                 digits: int = 4) -> str:
-        r = self.test(before, after, metric)
-        a, b = self.metrics[before][metric], self.metrics[after][metric]
-        text = f"{mean_std(mean_sd(a), digits, percent)} → {mean_std(mean_sd(b), digits, percent)}"
-        how = format_p(r["p_value"]) + (", Mann–Whitney" if r["test"] != "Welch's t-test" else "")
-        if not r["significant"]:
-            return f"{text}, no difference shown ({how})"
-        return f"{text}, {'higher' if r['mean_after'] > r['mean_before'] else 'lower'} ({how})"
-
-    def differs(self, before: str, after: str, metric: str) -> bool:
-        """Whether the test finds a difference at the report's level."""
-        return self.test(before, after, metric)["significant"]
+def interval(d: dict, scale: float = 1.0, digits: int = 2) -> str:
+    """A difference and its 95 % interval, '+4.31 [+4.05, +4.57]' (times ``scale``: 100 for
+    accuracies in percentage points). The space after the comma is non-breaking."""
+    return (f"{scale * d['diff']:+.{digits}f} [{scale * d['ci_low']:+.{digits}f},\u00a0"
+            f"{scale * d['ci_high']:+.{digits}f}]")
 
 
 def table_widths(columns: Sequence[Sequence[str]], budget: int = 70) -> list[int]:
@@ -278,41 +302,94 @@ def step_multiply_adds(config: TrainConfig) -> int:
     return config.batch_size * (2 * sum(per_example) + sum(per_example[1:]))
 
 
-def seed_table(metrics: dict[str, dict[str, np.ndarray]], runs: dict[str, Sequence[Run]],
-               keys: Sequence[str]) -> str:
-    """Markdown table, mean ± standard deviation over seeds, of the configurations ``keys``:
-    validation loss after one epoch, then validation loss and accuracy and the epoch at the best
-    check (the weights early stopping keeps) and at the end of training."""
+def config_table(metrics: dict[str, dict[str, np.ndarray]], keys: Sequence[str],
+                 names: dict[str, str] = RUN_NAMES) -> str:
+    """Markdown table, mean ± standard deviation over seeds, of the configurations ``keys``: the
+    validation accuracy, training accuracy, validation loss and epoch of the kept weights (the
+    best check), then the validation and training accuracy and the epoch at the end of training."""
     rows = []
     for key in keys:
         m = {name: mean_sd(v) for name, v in metrics[key].items()}
-        rows.append(dict(name=RUN_NAMES.get(key, key),
-                         params=f"{runs[key][0].history.num_parameters:,}",
-                         vl1=mean_std(m["val_loss_epoch1"], 3),
-                         bvl=mean_std(m["best_val_loss"], 4),
+        rows.append(dict(name=names.get(key, key),
                          bva=mean_std(m["best_val_accuracy"], 4, percent=True),
+                         bta=mean_std(m["best_train_accuracy"], 4, percent=True),
+                         bvl=mean_std(m["best_val_loss"], 3),
                          be=mean_std(m["best_epoch"], 1),
-                         evl=mean_std(m["end_val_loss"], 4),
                          eva=mean_std(m["end_val_accuracy"], 4, percent=True),
+                         eta=mean_std(m["end_train_accuracy"], 4, percent=True),
                          ee=mean_std(m["end_epoch"], 1)))
     return markdown_table(rows, dict(
-        name="configuration", params="parameters", vl1="val. loss after 1 epoch",
-        bvl="best check: val. loss", bva="best check: val. accuracy", be="best check: epoch",
-        evl="end: val. loss", eva="end: val. accuracy", ee="end: epoch"))
+        name="configuration", bva="kept: val. accuracy", bta="kept: train. accuracy",
+        bvl="kept: val. loss", be="kept: epoch", eva="end: val. accuracy",
+        eta="end: train. accuracy", ee="end: epoch"))
+
+
+#: How the report names and prints each measure: measure -> (name, scale, decimals). Accuracies
+#: are printed in per cent, their differences in percentage points ("points").
+MEASURES = {
+    "best_val_accuracy": ("kept: val. accuracy", 100, 2),
+    "best_val_loss": ("kept: val. loss", 1, 3),
+    "best_train_accuracy": ("kept: train. accuracy", 100, 2),
+    "best_epoch": ("kept: epoch", 1, 1),
+    "end_val_accuracy": ("end: val. accuracy", 100, 2),
+    "end_train_accuracy": ("end: train. accuracy", 100, 2),
+    "val_loss_epoch1": ("val. loss after one epoch", 1, 3),
+    "best_gap": ("kept: train. − val. accuracy", 100, 2),
+    "overfit_rise": ("val. loss rise after the best check", 1, 3),
+    "loss_rises": ("training-loss jumps (checks)", 1, 1),
+}
+#: The columns of `difference_table` after the primary one.
+DIFFERENCE_COLUMNS = ("best_val_loss", "best_train_accuracy", "end_val_accuracy", "best_epoch")
+
+
+def difference_table(primary: dict, secondary: dict, tasks: Sequence[str]) -> str:
+    """Markdown table of a task family's comparisons, one row per task: the primary difference
+    (validation accuracy of the kept weights, later minus earlier configuration, in points) with
+    its 95 % interval, its Holm-adjusted p-value and verdict, then the other measures'
+    differences with their intervals (``secondary[task][measure]``, read as estimates)."""
+    rows = []
+    for task in tasks:
+        p = primary[task]
+        name, scale, digits = MEASURES[p["measure"]]
+        row = dict(name=f"{task}: {p['after']} − {p['before']}" + (", paired" if p["paired"] else ""),
+                   primary=interval(p, scale, digits),
+                   holm=f"{format_p(p['holm_p_value'])[2:].strip()}: {p['verdict']}")
+        for measure in DIFFERENCE_COLUMNS:
+            _, scale, digits = MEASURES[measure]
+            row[measure] = interval(secondary[task][measure], scale, digits)
+        rows.append(row)
+    columns = dict(name="comparison", primary=MEASURES[PRIMARY_MEASURE][0] + " (primary)",
+                   holm="Holm-adjusted p")
+    columns.update({m: MEASURES[m][0] for m in DIFFERENCE_COLUMNS})
+    return markdown_table(rows, columns)
+
+
+def estimates_table(differences: dict, measures: Sequence[str], before: str, after: str) -> str:
+    """Markdown table of one comparison's estimates, one row per measure: the two configurations'
+    means and the difference ``after - before`` with its 95 % interval (``differences[measure]``
+    as `secondary_differences` returns them)."""
+    rows = []
+    for measure in measures:
+        d = differences[measure]
+        name, scale, digits = MEASURES[measure]
+        rows.append(dict(measure=name, before=f"{scale * d['mean_before']:.{digits}f}",
+                         after=f"{scale * d['mean_after']:.{digits}f}",
+                         diff=interval(d, scale, digits)))
+    return markdown_table(rows, dict(measure="measure (mean over seeds)", before=before, after=after,
+                                     diff="difference [95 % CI]"))
 
 
 def per_seed_results(runs: Sequence[Run]) -> dict:
-    """results.json's record of one configuration: its seeds and, per seed, the validation loss,
-    accuracy and epoch at the best check and at the end of training."""
+    """results.json's record of one configuration: its seeds and, per seed, the validation loss
+    and accuracy, the training accuracy and the epoch at the best check and at the end of
+    training."""
     out = dict(seeds=[r.config.seed for r in runs], per_seed=[])
     for r in runs:
         h = r.history
-        out["per_seed"].append(dict(
-            seed=r.config.seed,
-            best=dict(val_loss=h.best["val_loss"], val_accuracy=h.best["val_accuracy"],
-                      epoch=h.best["epoch"]),
-            end=dict(val_loss=h.last["val_loss"], val_accuracy=h.last["val_accuracy"],
-                     epoch=h.last["epoch"])))
+        out["per_seed"].append(dict(seed=r.config.seed, **{
+            reading: dict(val_loss=c["val_loss"], val_accuracy=c["val_accuracy"],
+                          train_accuracy=c["train_accuracy"], epoch=c["epoch"])
+            for reading, c in (("best", h.best), ("end", h.last))}))
     return out
 
 

@@ -59,12 +59,22 @@ RUN_NAMES = {
     "2c": "2c: sigmoid, uniform init",
     "3a": "3a: + improved init",
     "3b": "3b: + improved sigmoid",
-    "3c": "3c: + momentum (Task 3 net)",
+    "3c": "3c: + momentum (Task 3)",
     "4a": "4a: 32 hidden units",
     "4b": "4b: 128 hidden units",
     "4d": "4d: two hidden layers",
     "4e": "4e: ten hidden layers",
+    "4e-lr": "4e at learning rate 0.005",
 }
+
+#: The primary comparisons, one per question of Tasks 3 and 4, fixed before any run was read:
+#: task -> (the configuration it starts from, the one it asks about).
+PRIMARY_COMPARISONS = {"3a": ("2c", "3a"), "3b": ("3a", "3b"), "3c": ("3b", "3c"),
+                       "4a": ("3c", "4a"), "4b": ("3c", "4b"), "4d": ("3c", "4d"),
+                       "4e": ("3c", "4e")}
+#: Task 4e's follow-up: the ten-layer network at a quarter of the learning rate, to test whether
+#: the learning rate causes the jumps in its training loss.
+SLOW_DEEP_LEARNING_RATE = 0.005
 
 
 def equal_parameter_width(target: int, depth: int = 2, num_inputs: int = 785,
@@ -91,7 +101,7 @@ def equal_parameter_width(target: int, depth: int = 2, num_inputs: int = 785,
 
 def report_configs(base: TrainConfig) -> dict[str, TrainConfig]:
     """The report's runs, keyed as `RUN_NAMES`: each Task 3 trick on top of the previous one,
-    then the Task 4 topologies built on the final Task 3 network."""
+    then the Task 4 topologies built on the final Task 3 network, and 4e's follow-up."""
     c3a = base.replace(use_improved_weight_init=True)
     c3b = c3a.replace(use_improved_sigmoid=True)
     c3c = c3b.replace(use_momentum=True)
@@ -100,7 +110,9 @@ def report_configs(base: TrainConfig) -> dict[str, TrainConfig]:
             "4a": c3c.replace(neurons_per_layer=(32, 10)),
             "4b": c3c.replace(neurons_per_layer=(128, 10)),
             "4d": c3c.replace(neurons_per_layer=(width, width, 10)),
-            "4e": c3c.replace(neurons_per_layer=(64,) * 10 + (10,))}
+            "4e": c3c.replace(neurons_per_layer=(64,) * 10 + (10,)),
+            "4e-lr": c3c.replace(neurons_per_layer=(64,) * 10 + (10,),
+                                 learning_rate=SLOW_DEEP_LEARNING_RATE)}
 
 
 def sweep_configs(task3: TrainConfig, widths: Sequence[int],

@@ -25,7 +25,8 @@ if TYPE_CHECKING:  # plots draw finished runs; they never import the runner
 
 #: One colour per configuration, the same in every figure.
 RUN_COLORS = {"2c": "#7f7f7f", "3a": "#1f77b4", "3b": "#ff7f0e", "3c": "#2ca02c",
-              "4a": "#9467bd", "4b": "#8c564b", "4d": "#e377c2", "4e": "#d62728"}
+              "4a": "#9467bd", "4b": "#8c564b", "4d": "#e377c2", "4e": "#d62728",
+              "4e-lr": "#17becf"}
 DEPTH_COLORS = {1: "#2ca02c", 2: "#e377c2", 3: "#17becf", 4: "#bcbd22"}
 
 
@@ -160,49 +161,57 @@ def plot_training(history: History, title: str = "") -> Figure:
     return fig
 
 
-def plot_comparison(runs: dict[str, Sequence[Run]], metric: str = "loss",
+def plot_comparison(runs: dict[str, Sequence[Run]], metrics: Sequence[str] = ("loss",),
                     names: dict[str, str] | None = None, title: str = "") -> Figure:
-    """Several configurations side by side: training (left) and validation (right) curves.
+    """Several configurations side by side: one row per metric, training (left) and validation
+    (right) curves against gradient steps.
 
     Args:
         runs: key -> that configuration's runs over seeds; the first seed is drawn bold, the
-            others thin, so the spread between seeds is visible.
-        metric: "loss" (training loss smoothed over the steps between checks) or "accuracy".
+            others thin, so the spread between seeds is visible. A dot marks each bold run's
+            best check (the weights early stopping keeps).
+        metrics: rows, each "loss" (training loss averaged over the steps between checks) or
+            "accuracy" (training accuracy on the whole training set).
     """
     names = names or RUN_NAMES
-    fig, (ax_train, ax_val) = _figure(2, width=10, height=4.0, sharey=True)
-    curves = []
-    for key, seeds in runs.items():
-        color = RUN_COLORS.get(key, "k")
-        for n, run in enumerate(seeds):
-            h = run.history
-            style = dict(color=color, lw=1.4 if n == 0 else 0.6, alpha=1.0 if n == 0 else 0.45,
-                         label=names.get(key, key) if n == 0 else None)
-            if metric == "loss":
-                train_x, train_y = _smoothed_train_loss(h)
-                val_y = h.val_loss
-            else:
-                train_x, train_y, val_y = h.check_steps, h.train_accuracy, h.val_accuracy
-            ax_train.plot(train_x, train_y, **style)
-            ax_val.plot(h.check_steps, val_y, **style)
-            if n == 0:
-                ax_val.plot(h.best["step"], h.best["val_loss" if metric == "loss"
-                                                   else "val_accuracy"], "o", color=color, ms=4)
-            curves += [train_y, val_y]
-    ylabel = "cross-entropy loss" if metric == "loss" else "accuracy"
+    fig, axes = _figure(2, len(metrics), width=10, height=3.9 * len(metrics))
     window = next(iter(runs.values()))[0].config.steps_per_check
-    ax_train.set_title(f"training {metric}" + (f" (mean of {window} batches)"
-                                               if metric == "loss" else " (whole set)"))
-    ax_val.set_title(f"validation {metric} (dots: best check)")
-    for ax in (ax_train, ax_val):
-        _steps_axis(ax)
-        ax.grid(alpha=0.3)
-    ax_train.set_ylabel(ylabel)
-    if metric == "loss":
-        _zoom(ax_train, curves, lower=0.0)
-    else:
-        _zoom(ax_train, curves, upper=1.0)
-    ax_val.legend(fontsize=8, loc="upper right" if metric == "loss" else "lower right")
+    for row, metric in enumerate(metrics):
+        ax_train, ax_val = axes[2 * row], axes[2 * row + 1]
+        ax_val.sharey(ax_train)
+        curves = []
+        for key, seeds in runs.items():
+            color = RUN_COLORS.get(key, "k")
+            for n, run in enumerate(seeds):
+                h = run.history
+                style = dict(color=color, lw=1.4 if n == 0 else 0.6,
+                             alpha=1.0 if n == 0 else 0.45,
+                             label=names.get(key, key) if n == 0 else None)
+                if metric == "loss":
+                    train_x, train_y = _smoothed_train_loss(h)
+                    val_y = h.val_loss
+                else:
+                    train_x, train_y, val_y = h.check_steps, h.train_accuracy, h.val_accuracy
+                ax_train.plot(train_x, train_y, **style)
+                ax_val.plot(h.check_steps, val_y, **style)
+                if n == 0:
+                    ax_val.plot(h.best["step"], h.best["val_loss" if metric == "loss"
+                                                       else "val_accuracy"], "o", color=color,
+                                ms=4)
+                curves += [train_y, val_y]
+        ax_train.set_title(f"training {metric}" + (f" (mean of {window} batches)"
+                                                   if metric == "loss" else " (whole set)"),
+                           fontsize=10)
+        ax_val.set_title(f"validation {metric} (dot: best check)", fontsize=10)
+        for ax in (ax_train, ax_val):
+            _steps_axis(ax)
+            ax.grid(alpha=0.3)
+        ax_train.set_ylabel("cross-entropy loss" if metric == "loss" else "accuracy")
+        if metric == "loss":
+            _zoom(ax_train, curves, lower=0.0)
+        else:
+            _zoom(ax_train, curves, upper=1.0)
+        ax_val.legend(fontsize=8, loc="upper right" if metric == "loss" else "lower right")
     if title:
         fig.suptitle(title)
     return fig
@@ -313,10 +322,12 @@ def plot_confusion_matrix(cm: np.ndarray) -> Figure:
     errors = cm.astype(np.float64).copy()
     np.fill_diagonal(errors, 0.0)
     image = ax.imshow(errors, cmap="Reds")
+    dark = 0.55 * errors.max()          # above it the red is dark: white text reads there
     for t in range(cm.shape[0]):
         for p in range(cm.shape[1]):
-            ax.text(p, t, str(cm[t, p]), ha="center", va="center", fontsize=7,
-                    color="#1a1a1a" if t != p else "#2ca02c", weight="bold" if t == p else None)
+            color = "#2ca02c" if t == p else "white" if errors[t, p] > dark else "#1a1a1a"
+            ax.text(p, t, str(cm[t, p]), ha="center", va="center", fontsize=7, color=color,
+                    weight="bold" if t == p else None)
     ax.set_xticks(range(cm.shape[1]))
     ax.set_yticks(range(cm.shape[0]))
     ax.set_xlabel("predicted digit")
@@ -363,61 +374,6 @@ def plot_explorer(run: Run, baseline: Run, title: str) -> Figure:
     fig.legend(*ax_acc.get_legend_handles_labels(), loc="outside lower center", ncol=2,
                fontsize=8, frameon=False)
     fig.suptitle(title, fontsize=11)
-    return fig
-
-
-def plot_readings(runs: dict[str, Run], names: dict[str, str] | None = None) -> Figure:
-    """The two readings of early stopping, one run per configuration: validation loss (left) and
-    validation accuracy (right) at every check, a dot at the best check (lowest validation loss,
-    the weights early stopping keeps) and a square at the end of training."""
-    names = names or RUN_NAMES
-    fig, (ax_loss, ax_acc) = _figure(2, width=10, height=3.8)
-    for key, run in runs.items():
-        h, color = run.history, RUN_COLORS.get(key, "k")
-        for ax, values, field in ((ax_loss, h.val_loss, "val_loss"),
-                                  (ax_acc, h.val_accuracy, "val_accuracy")):
-            ax.plot(h.check_steps, values, color=color, lw=1.2,
-                    label=f"{names.get(key, key)} (seed {run.config.seed})")
-            ax.plot(h.best["step"], h.best[field], "o", color=color, ms=5)
-            ax.plot(h.last["step"], h.last[field], "s", color=color, ms=5, mfc="white")
-    ax_loss.set_title("validation loss (dot: best check, square: end)", fontsize=10)
-    ax_acc.set_title("validation accuracy", fontsize=10)
-    _zoom(ax_loss, [r.history.val_loss for r in runs.values()], skip=0.15)
-    _zoom(ax_acc, [r.history.val_accuracy for r in runs.values()], skip=0.15)
-    for ax in (ax_loss, ax_acc):
-        _steps_axis(ax)
-        ax.grid(alpha=0.3)
-    ax_acc.legend(fontsize=7, loc="lower right")
-    return fig
-
-
-def plot_seed_curves(runs: Sequence[Run], highlight: int, key: str = "3c") -> Figure:
-    """Every seed of one configuration: validation loss (left) and training and validation
-    accuracy (right) at every check; the seed at index ``highlight`` drawn bold, the others thin;
-    dots at each seed's best check, crosses where early stopping ended it."""
-    fig, (ax_loss, ax_acc) = _figure(2, width=10, height=3.8)
-    color = RUN_COLORS.get(key, "k")
-    for n, run in enumerate(runs):
-        h, bold = run.history, n == highlight
-        style = dict(color="#d62728" if bold else color, lw=1.6 if bold else 0.7,
-                     alpha=1.0 if bold else 0.6, zorder=3 if bold else 2)
-        label = f"seed {run.config.seed}" + (" (stands apart)" if bold else "")
-        ax_loss.plot(h.check_steps, h.val_loss, label=label, **style)
-        ax_loss.plot(h.best["step"], h.best["val_loss"], "o", ms=5, color=style["color"],
-                     zorder=4)
-        ax_loss.plot(h.last["step"], h.last["val_loss"], "x", ms=6, color=style["color"])
-        ax_acc.plot(h.check_steps, h.val_accuracy, **style)
-        ax_acc.plot(h.check_steps, h.train_accuracy, ls="--", **style)
-        ax_acc.plot(h.best["step"], h.best["val_accuracy"], "o", ms=5, color=style["color"],
-                    zorder=4)
-    ax_loss.set_title("validation loss (dots: best check, crosses: end)", fontsize=10)
-    ax_acc.set_title("accuracy (solid: validation, dashed: training)", fontsize=10)
-    _zoom(ax_loss, [r.history.val_loss for r in runs], skip=0.1)
-    _zoom(ax_acc, [r.history.val_accuracy for r in runs], skip=0.1, upper=1.0)
-    for ax in (ax_loss, ax_acc):
-        _steps_axis(ax)
-        ax.grid(alpha=0.3)
-    ax_loss.legend(fontsize=7, loc="upper right")
     return fig
 
 
