@@ -192,11 +192,27 @@ def mean_std(ms: tuple[float, float], digits: int = 4, percent: bool = False) ->
     return f"{m:.{digits}f} ±\u00a0{s:.{digits}f}"
 
 
+def percent(x: float, digits: int = 2) -> str:
+    """An accuracy as the report prints it: '96.23 %' (the space non-breaking)."""
+    return f"{100 * x:.{digits}f}\u00a0%"
+
+
+def percent_range(values: np.ndarray) -> str:
+    """'96.13 % to 96.57 %' over seeds, or one value when they all agree."""
+    low, high = percent(np.min(values)), percent(np.max(values))
+    return low if low == high else f"{low} to {high}"
+
+
+def signed(x: float, digits: int) -> str:
+    """'+4.31' or '−0.07', with a true minus sign (U+2212), as the prose writes it."""
+    return f"{x:+.{digits}f}".replace("-", "\u2212")
+
+
 def interval(d: dict, scale: float = 1.0, digits: int = 2) -> str:
     """A difference and its 95 % interval, '+4.31 [+4.05, +4.57]' (times ``scale``: 100 for
     accuracies in percentage points). The space after the comma is non-breaking."""
-    return (f"{scale * d['diff']:+.{digits}f} [{scale * d['ci_low']:+.{digits}f},\u00a0"
-            f"{scale * d['ci_high']:+.{digits}f}]")
+    return (f"{signed(scale * d['diff'], digits)} [{signed(scale * d['ci_low'], digits)},\u00a0"
+            f"{signed(scale * d['ci_high'], digits)}]")
 
 
 def table_widths(columns: Sequence[Sequence[str]], budget: int = 70) -> list[int]:
@@ -351,9 +367,9 @@ def difference_table(primary: dict, secondary: dict, tasks: Sequence[str]) -> st
     for task in tasks:
         p = primary[task]
         name, scale, digits = MEASURES[p["measure"]]
-        row = dict(name=f"{task}: {p['after']} − {p['before']}" + (", paired" if p["paired"] else ""),
+        row = dict(name=f"{p['after']} − {p['before']}" + (" (paired)" if p["paired"] else ""),
                    primary=interval(p, scale, digits),
-                   holm=f"{format_p(p['holm_p_value'])[2:].strip()}: {p['verdict']}")
+                   holm=f"{format_p(p['holm_p_value'])[2:].strip()}, {p['verdict']}")
         for measure in DIFFERENCE_COLUMNS:
             _, scale, digits = MEASURES[measure]
             row[measure] = interval(secondary[task][measure], scale, digits)

@@ -251,7 +251,7 @@ def plot_gradient_norms(init_norms: dict[str, tuple[np.ndarray, str]], deep: Run
         ax_init.semilogy(np.arange(1, norms.size + 1), norms, "o-", color=color, label=label, ms=4)
     ax_init.set_xlabel("weight matrix (1 = input to first hidden layer)")
     ax_init.set_ylabel(r"$\|\partial C / \partial W_l\|$ at initialisation")
-    ax_init.legend(fontsize=6, loc="lower right")
+    ax_init.legend(fontsize=7, loc="lower right")
     h = deep.history
     layers = h.grad_norms.shape[1]
     colors = [colormaps["viridis"](t) for t in np.linspace(0, 0.95, layers)]
@@ -374,33 +374,4 @@ def plot_explorer(run: Run, baseline: Run, title: str) -> Figure:
     fig.legend(*ax_acc.get_legend_handles_labels(), loc="outside lower center", ncol=2,
                fontsize=8, frameon=False)
     fig.suptitle(title, fontsize=11)
-    return fig
-
-
-def plot_seed_spread(metrics: dict[str, dict[str, np.ndarray]],
-                     names: dict[str, str] | None = None) -> Figure:
-    """Every seed as a dot, per configuration (x): validation loss at the best check (left) and
-    validation accuracy at the best check and at the end of training (right). Bars: the means."""
-    fig, (ax_loss, ax_acc) = _figure(2, width=10, height=3.8)
-    keys = list(metrics)
-    for x, key in enumerate(keys):
-        m, color = metrics[key], RUN_COLORS.get(key, "k")
-        jitter = np.linspace(-0.12, 0.12, m["best_val_loss"].size)
-        ax_loss.plot(x + jitter, m["best_val_loss"], "o", color=color, ms=4)
-        ax_loss.hlines(m["best_val_loss"].mean(), x - 0.25, x + 0.25, color=color, lw=1.5)
-        for shift, field, marker in ((-0.18, "best_val_accuracy", "o"),
-                                     (0.18, "end_val_accuracy", "s")):
-            v = 100 * m[field]
-            ax_acc.plot(x + shift + jitter / 2, v, marker, color=color, ms=4,
-                        mfc=color if marker == "o" else "white")
-            ax_acc.hlines(v.mean(), x + shift - 0.12, x + shift + 0.12, color=color, lw=1.5)
-    ax_acc.plot([], [], "o", color="k", ms=4, label="at the best check")
-    ax_acc.plot([], [], "s", color="k", mfc="white", ms=4, label="at the end of training")
-    ax_loss.set_ylabel("validation loss at the best check")
-    ax_acc.set_ylabel("validation accuracy (%)")
-    for ax in (ax_loss, ax_acc):
-        ax.set_xticks(range(len(keys)), keys)
-        ax.set_xlabel("configuration (Task)")
-        ax.grid(alpha=0.3, axis="y")
-    ax_acc.legend(fontsize=7, loc="lower right")
     return fig
