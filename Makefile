@@ -1,6 +1,7 @@
-# TDT4265 Assignment 2. `make report` builds the report, `make lab` opens it in JupyterLab, `make test`
-# runs the tests; each creates the virtual environment .venv on first use. MNIST: set MNIST_DIR to a
-# folder holding the four original IDX files, or let the loader download them into data/mnist.
+# TDT4265 Assignment 2. `make report` builds the report (notebook, assignment2.html, assignment2.pdf),
+# `make lab` opens it in JupyterLab, `make test` runs the tests; each creates the virtual environment
+# .venv on first use. MNIST: set MNIST_DIR to a folder holding the four original IDX files, or let
+# the loader download them into data/mnist.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV    := .venv
 BIN     := $(VENV)/bin
@@ -13,7 +14,7 @@ HEADINGS := $(foreach t,1a 1b 2a 2b 2c 2d 3a 3b 3c 4a 4b 4c 4d 4e,--require-head
 EXECUTE := $(BIN)/python -m report.execute --timeout 1800
 LAB_PORT ?= 8888
 
-.PHONY: setup report lab pdf test bench clean
+.PHONY: setup report lab html pdf test bench clean
 
 setup: $(STAMP)
 $(STAMP): requirements.txt
@@ -22,10 +23,12 @@ $(STAMP): requirements.txt
 	$(BIN)/python -m pip install --quiet -r requirements.txt
 	touch $@
 
-## report: run the whole notebook from a clean cache (full assignment settings), then the PDF
+## report: run the whole notebook from a clean cache (full assignment settings), then the HTML
+## (which needs no TeX) and the PDF
 report: $(STAMP)
 	rm -rf cache
 	$(EXECUTE) $(NB)
+	$(MAKE) html
 	$(MAKE) pdf
 
 ## lab: open the notebook in JupyterLab with the project's environment (the explorer needs a kernel)
@@ -38,6 +41,12 @@ lab: $(STAMP)
 	@echo "(another port: make lab LAB_PORT=8890). MNIST_DIR=$${MNIST_DIR:-data/mnist (downloaded when missing)}."
 	@echo "Ctrl-C twice stops the server and its kernels."
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/jupyter lab $(LAB_FLAGS)
+
+## html: export the notebook as it is (no re-run) to assignment2.html, one self-contained file with
+## code hidden and the explorer's sliders working without a kernel (only MathJax comes from a CDN)
+html: $(STAMP)
+	$(EXPORT) --to html $(NB)
+	$(BIN)/python export/check_html.py assignment2.html --require-explorer $(HEADINGS)
 
 ## pdf: export the notebook as it is (no re-run) to assignment2.pdf and check it
 pdf: $(STAMP)
@@ -54,4 +63,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_report.py
 
 clean:
-	rm -rf cache build assignment2.pdf .rerun-*.ipynb
+	rm -rf cache build assignment2.pdf assignment2.html .rerun-*.ipynb

@@ -1,14 +1,17 @@
-"""nbconvert configuration for the graded PDF report.
+"""nbconvert configuration for the graded PDF report and its HTML twin.
 
 Usage, from the repository root (nbconvert does not pick this file up by
 itself, so pass it explicitly)::
 
     jupyter nbconvert --config export/nbconvert_config.py --to pdf assignment2.ipynb
+    jupyter nbconvert --config export/nbconvert_config.py --to html assignment2.ipynb
 
 The notebook is exported as it is saved (add --execute to re-run it first):
-code is hidden, outputs are kept, widget stand-ins are dropped and the custom
-LaTeX template in export/templates/report_pdf sets fonts, title block and
-layout.  See export/README.md.
+code is hidden, outputs are kept, widget stand-ins are dropped.  The PDF uses
+the custom LaTeX template in export/templates/report_pdf (fonts, title block,
+layout); the HTML, export/templates/report_html (nbconvert's "lab" template
+with no script but MathJax's and the outputs' own, images inline), where the
+static hidden-unit explorer keeps its sliders.  See export/README.md.
 """
 
 import os
@@ -48,3 +51,12 @@ c.LatexExporter.preprocessors = [
 ]
 
 # The LaTeX engine is nbconvert's default, xelatex (needed for fontspec).
+
+# --- the HTML twin: assignment2.html ---
+# No tag removal (the remove_*_in_pdf tags are the PDF's; the title heading the
+# PDF drops is the page's heading here). Widget views, stray reprs and stderr go
+# as in the PDF; HTML outputs, the static explorer among them, stay.
+c.HTMLExporter.extra_template_basedirs = [os.path.join(EXPORT_DIR, "templates")]
+c.HTMLExporter.template_name = "report_html"
+c.HTMLExporter.embed_images = True   # Markdown images inline too: one self-contained file
+c.HTMLExporter.preprocessors = ["pdf_preprocessors.HtmlCleanOutputsPreprocessor"]

@@ -1,9 +1,14 @@
-"""nbconvert preprocessors used by the PDF export (see export/nbconvert_config.py).
+"""nbconvert preprocessors used by the PDF and HTML exports (see export/nbconvert_config.py).
 
 * ``CleanOutputsPreprocessor`` removes the text stand-ins of ipywidgets
   (``interactive(children=...``, ``HBox(...)``, ``IntProgress(...)``) that a
   static PDF cannot show, stray reprs such as ``[<matplotlib.lines.Line2D at
-  0x...>]``, and stderr streams (warnings, progress bars).
+  0x...>]``, stderr streams (warnings, progress bars), and every output whose
+  metadata sets ``remove_output_in_pdf`` (the hidden-unit explorer, whose
+  sliders a PDF cannot show).
+* ``HtmlCleanOutputsPreprocessor`` does the same for the HTML export, where
+  HTML and JavaScript outputs are content and the metadata flag is
+  ``remove_output_in_html``.
 * ``SafeDisplayMathPreprocessor`` rewrites ``$$\\begin{align}...\\end{align}$$``
   (which MathJax accepts but LaTeX rejects) into
   ``$$\\begin{aligned}...\\end{aligned}$$``, which both understand.
@@ -19,6 +24,8 @@ WIDGET_MIMETYPE = "application/vnd.jupyter.widget-view+json"
 LATEX_MIMETYPES = {
     "text/latex", "application/pdf", "image/png", "image/jpeg", "image/svg+xml", "text/markdown",
 }
+# Mimetypes the HTML template can draw besides text/plain.
+HTML_MIMETYPES = LATEX_MIMETYPES | {"text/html", "application/javascript"}
 
 # Display-math environments that LaTeX refuses inside \[...\] (which is what
 # pandoc makes of $$...$$), mapped to the inner form that is allowed there.
@@ -55,7 +62,19 @@ class CleanOutputsPreprocessor(Preprocessor):
       ``interact(f, ...)``, ``[<matplotlib.lines.Line2D at 0x...>]``, ...).
     * stderr streams (warnings, progress bars) are removed unless
       ``drop_stderr`` is False.
+    * An output whose metadata sets ``remove_flag`` (by default
+      ``remove_output_in_pdf``) to a true value is removed: the output's own
+      word that it has no place in this export, as the cell tag of that name
+      says it for all of a cell's outputs.
     """
+
+    #: the mimetypes this export draws besides text/plain
+    drawable_mimetypes = LATEX_MIMETYPES
+
+    remove_flag = Unicode(
+        "remove_output_in_pdf",
+        help="An output whose metadata sets this key to a true value is removed.",
+    ).tag(config=True)
 
     junk_text_patterns = List(
         Unicode(),
@@ -81,13 +100,15 @@ class CleanOutputsPreprocessor(Preprocessor):
             return None if (self.drop_stderr and output.name == "stderr") else output
         if output.output_type not in ("display_data", "execute_result"):
             return output
+        if output.get("metadata", {}).get(self.remove_flag):
+            return None
         data = output.get("data", {})
         if WIDGET_MIMETYPE in data:
             for mimetype in (WIDGET_MIMETYPE, "text/plain"):
                 data.pop(mimetype, None)
             return output if data else None
         text = data.get("text/plain", "").strip()
-        if not LATEX_MIMETYPES & set(data) and any(
+        if not self.drawable_mimetypes & set(data) and any(
             re.match(pattern, text, re.DOTALL) for pattern in self.junk_text_patterns
         ):
             return None
@@ -99,6 +120,20 @@ class CleanOutputsPreprocessor(Preprocessor):
             kept = (self._keep(output) for output in cell.get("outputs", []))
             cell.outputs = [output for output in kept if output is not None]
         return cell, resources
+
+
+class HtmlCleanOutputsPreprocessor(CleanOutputsPreprocessor):
+    """``CleanOutputsPreprocessor`` for the HTML export: HTML and JavaScript
+    outputs are content there, and the metadata flag that removes an output is
+    ``remove_output_in_html`` (``remove_output_in_pdf`` outputs stay: the
+    hidden-unit explorer works in the HTML)."""
+
+    drawable_mimetypes = HTML_MIMETYPES
+
+    remove_flag = Unicode(
+        "remove_output_in_html",
+        help="An output whose metadata sets this key to a true value is removed.",
+    ).tag(config=True)
 
 
 class SafeDisplayMathPreprocessor(Preprocessor):

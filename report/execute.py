@@ -7,8 +7,8 @@ nbclient the same way (no cell timings, no widget state, a cell timeout) and pri
 which section and cell it is in, the training progress the notebook shows (runs done of total, the
 current runs' epochs), a heartbeat whenever nothing else was printed for a few seconds, and one
 summary line at the end. The saved notebook gets none of this: only the outputs the cells leave,
-with the explorer saved as its image (`static_widgets`). On an error or Ctrl-C the notebook on disk
-is left as it was.
+with the explorer saved as its static view (`static_widgets`). On an error or Ctrl-C the notebook
+on disk is left as it was.
 
 Ctrl-C interrupts the kernel (as Jupyter's stop button does: the training stops within a second
 and keeps its finished runs in the cache), runs no further cell, shuts the kernel down and exits
@@ -55,13 +55,15 @@ WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
 
 def static_widgets(nb) -> None:
-    """Drop the live-widget view from every output that also carries an image: the saved report
-    stores no widget state, so the view could only say "model not found", and its model id is
-    new on every run. What is saved is the image; running the cell brings the live widget back."""
+    """Drop the live-widget view from every output that also carries a static view (HTML or an
+    image): the saved report stores no widget state, so the view could only say "model not
+    found", and its model id is new on every run. What is saved is the static view (the
+    hidden-unit explorer's: its HTML with sliders that need no kernel, and a PNG); running the
+    cell brings the live widget back."""
     for cell in nb.cells:
         for output in cell.get("outputs", []):
             data = output.get("data", {})
-            if WIDGET_VIEW in data and "image/png" in data:
+            if WIDGET_VIEW in data and ("image/png" in data or "text/html" in data):
                 del data[WIDGET_VIEW]
 
 

@@ -6,17 +6,32 @@ value is set), never cleared and re-displayed: clearing an `Output` from outside
 execution, or from a thread, does not clear it in the browser, and the plots would pile up. The
 training thread only sets widget values, under the explorer's lock. Where no kernel runs (GitHub,
 nbviewer), the explorer's output shows a PNG of its current plot instead of the live widget.
+
+The static explorer (`static_explorer`) needs no kernel: one HTML output holding the precomputed
+plot of every network of the report's sweep and a small script that creates two range sliders and
+swaps the plot. It works wherever the output's script runs (a trusted notebook in JupyterLab, the
+HTML export assignment2.html); viewers that strip scripts (GitHub, an untrusted notebook) show the
+default network's plot and one line saying where the sliders work. Given ``sweep=``, the live
+explorer's output carries it too, so that the saved notebook (whose widget view
+`report.execute.static_widgets` drops) shows it.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
+import html
+import json
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
-from helpers import NUM_CLASSES, Dataset, Progress, TrainConfig
-from report.experiments import Run, cached_run, data_fingerprint, run_experiment
+import numpy as np
+
+from helpers import NUM_CLASSES, Dataset, History, Progress, TrainConfig, atomic_write
+from report.experiments import Run, cache_folder, cached_run, data_fingerprint, run_experiment
 from report.plots import figure_bytes, plot_explorer
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
@@ -45,11 +60,11 @@ def plot_title(run: Run) -> str:
             f"{h.best['epoch']:.1f}, at the end {h.last['val_accuracy']:.2%}")
 
 
-def render_png(run: Run, baseline: Run) -> tuple[bytes, int]:
+def render_png(run: Run, baseline: Run, dpi: int = PNG_DPI) -> tuple[bytes, int]:
     """``run``'s explorer plot as PNG bytes (no timestamp or version in them: the same run gives
     the same bytes) and the width in CSS pixels to show it at."""
     fig = plot_explorer(run, baseline, plot_title(run))
-    return figure_bytes(fig, "png", dpi=PNG_DPI), round(fig.get_figwidth() * CSS_DPI)
+    return figure_bytes(fig, "png", dpi=dpi), round(fig.get_figwidth() * CSS_DPI)
 
 
 def training_text(training: TrainConfig | None, progress: Progress | None,
@@ -67,6 +82,277 @@ def training_text(training: TrainConfig | None, progress: Progress | None,
 
 
 # ================================================================================================
+# The static explorer: every network of the sweep precomputed, the sliders made by a small script
+# ================================================================================================
+
+STATIC_DPI = 150            # the static plots' pixels per inch, as the live explorer's
+STATIC_CLASS = "a2-explorer"
+PDF_FLAG = "remove_output_in_pdf"   # output metadata: the PDF export drops the output (export/)
+Position = tuple[int, int]  # (hidden layers, hidden units per layer): the notebook's sweep keys
+
+
+def caption(run: Run) -> str:
+    """One line naming ``run``'s network: '[32, 32, 10]: 26,506 parameters, seed 0; best
+    validation accuracy 97.12% (epoch 23.4), at the end 97.01%'."""
+    h = run.history
+    return (f"{layers(run.config)}: {h.num_parameters:,} parameters, seed {run.config.seed}; "
+            f"best validation accuracy {h.best['val_accuracy']:.2%} (epoch {h.best['epoch']:.1f}), "
+            f"at the end {h.last['val_accuracy']:.2%}")
+
+
+def hint_text(count: int) -> str:
+    """The line shown where the sliders cannot be (the output's script does not run)."""
+    return (f"Sliders over all {count} networks of the sweep work in assignment2.html and in the "
+            f"notebook once trusted (no kernel needed); here: the Task 3 network.")
+
+
+@dataclass(frozen=True)
+class StaticPlot:
+    """One network of the static explorer.
+
+    Attributes:
+        network: its layers, '[32, 32, 10]'.
+        caption: the line under the plot (`caption`).
+        png: the explorer plot (PNG bytes, palette), the same drawing as the live explorer's.
+        css_width: the width in CSS pixels to show the PNG at.
+    """
+    network: str
+    caption: str
+    png: bytes
+    css_width: int
+
+
+def sweep_axes(positions: Iterable[Position]) -> tuple[list[int], list[int]]:
+    """(widths, depths), each sorted, of a complete grid of (depth, width) positions.
+
+    Raises ValueError naming the missing positions when the grid has holes (a slider position
+    with no network behind it), or when it is empty."""
+    positions = set(positions)
+    if not positions:
+        raise ValueError("the sweep is empty: the static explorer needs at least one network")
+    widths = sorted({w for _, w in positions})
+    depths = sorted({d for d, _ in positions})
+    holes = [(d, w) for d in depths for w in widths if (d, w) not in positions]
+    if holes:
+        raise ValueError(f"the sweep is not a complete grid of widths {widths} and depths {depths}: "
+                         f"no network at (depth, width) {holes}")
+    return widths, depths
+
+
+def start_position(baseline: Run) -> Position:
+    """(depth, width) of ``baseline``'s network; ValueError if its hidden layers differ in width."""
+    hidden = baseline.config.hidden_layers
+    if not hidden or len(set(hidden)) != 1:
+        raise ValueError(f"the baseline {layers(baseline.config)} is not a stack of equal hidden "
+                         "layers: it has no position on the sliders")
+    return len(hidden), hidden[0]
+
+
+def _drawing_code() -> bytes:
+    """What the plots are drawn with: the source of report/plots.py and of this module, and the
+    versions of matplotlib and Pillow (an edit to any of them draws every plot anew)."""
+    import matplotlib
+    import PIL
+    from report import plots
+    sources = [Path(plots.__file__).read_bytes(), Path(__file__).read_bytes()]
+    return b"".join(sources) + f"matplotlib {matplotlib.__version__} PIL {PIL.__version__}".encode()
+
+
+def plot_key(run: Run, baseline: Run, dpi: int) -> str:
+    """SHA-256 (20 hex digits) of everything ``run``'s explorer plot is drawn from: both runs'
+    configs and histories, the dpi and the drawing code (`_drawing_code`)."""
+    digest = hashlib.sha256(_drawing_code() + f"dpi {dpi}".encode())
+    for r in (run, baseline):
+        h = r.history
+        digest.update(json.dumps([r.config.to_dict(), h.best, h.last], sort_keys=True,
+                                 default=str).encode())
+        for name in History.ARRAYS:
+            digest.update(np.ascontiguousarray(getattr(h, name)).tobytes())
+    return digest.hexdigest()[:20]
+
+
+def png_css_width(png: bytes, dpi: int) -> int:
+    """The CSS width of a PNG rendered at ``dpi`` and shown at `CSS_DPI` (from its header)."""
+    return round(int.from_bytes(png[16:20], "big") * CSS_DPI / dpi)
+
+
+def cached_png(run: Run, baseline: Run, dpi: int, folder: Path | None) -> bytes:
+    """`render_png`'s bytes, kept in ``folder`` under `plot_key` (None: always rendered). A warm
+    rerun of the report then reads the static explorer's plots instead of drawing them."""
+    if folder is None:
+        return render_png(run, baseline, dpi)[0]
+    path = Path(folder) / f"plot-{plot_key(run, baseline, dpi)}.png"
+    if path.exists():
+        return path.read_bytes()
+    png = render_png(run, baseline, dpi)[0]
+    atomic_write(path, png)
+    return png
+
+
+def static_plots(sweep: Mapping[Position, Run], baseline: Run, dpi: int = STATIC_DPI,
+                 cache: str | os.PathLike | None = None) -> dict[Position, StaticPlot]:
+    """Every sweep network's explorer plot against ``baseline``, keyed as ``sweep``.
+
+    ``sweep``: (depth, width) -> Run, as the notebook's ``sweep_runs``; each run's network must
+    be ``depth`` hidden layers of ``width`` units (ValueError otherwise). ``cache``: a folder
+    that keeps the rendered plots (`cached_png`), or None."""
+    plots = {}
+    for (depth, width), run in sorted(sweep.items()):
+        if run.config.hidden_layers != (width,) * depth:
+            raise ValueError(f"the sweep's position (depth {depth}, width {width}) holds the "
+                             f"network {layers(run.config)}")
+        png = cached_png(run, baseline, dpi, cache)
+        plots[(depth, width)] = StaticPlot(layers(run.config), caption(run), png,
+                                           png_css_width(png, dpi))
+    return plots
+
+
+# The script that makes the sliders. It finds its explorer through document.currentScript (or, in
+# a viewer that runs scripts some other way, through the data's key), never through an id, so the
+# same output shown twice on a page gives two independent explorers. It creates the controls
+# itself: a sanitiser that strips scripts then leaves no dead slider behind.
+_SCRIPT = """(function () {
+  "use strict";
+  var data = __DATA__;
+  var me = document.currentScript;
+  var mine = me && me.closest && me.closest("div.a2-explorer");
+  var roots = mine ? [mine] : [].slice.call(
+    document.querySelectorAll('div.a2-explorer[data-key="' + data.key + '"]'));
+  roots.forEach(function (root) {
+    if (!root || root.getAttribute("data-ready")) return;
+    root.setAttribute("data-ready", "true");
+    var img = root.querySelector("img.a2-explorer-plot");
+    var caption = root.querySelector(".a2-explorer-caption");
+    var hint = root.querySelector(".a2-explorer-hint");
+    var startSrc = img.getAttribute("src");
+    var at = [data.widths.indexOf(data.start[1]), data.depths.indexOf(data.start[0])];
+    var sliders = [];
+    function show() {
+      var width = data.widths[at[0]], depth = data.depths[at[1]];
+      var plot = data.plots[depth + "," + width];
+      img.src = plot.png ? "data:image/png;base64," + plot.png : startSrc;
+      img.alt = plot.alt;
+      caption.textContent = plot.caption;
+      root.setAttribute("data-network", plot.network);
+      sliders.forEach(function (s) { s.show(); });
+    }
+    function slider(role, label, values, axis) {
+      var box = document.createElement("label");
+      box.style.cssText = "display:inline-flex;align-items:center;gap:0.6em;margin-right:2em";
+      var name = document.createElement("span");
+      name.textContent = label;
+      var input = document.createElement("input");
+      input.type = "range";
+      input.min = "0";
+      input.max = String(values.length - 1);
+      input.step = "1";
+      input.value = String(at[axis]);
+      input.setAttribute("data-role", role);
+      input.style.cssText = "width:" + (4 + 3 * values.length) + "em;max-width:60vw";
+      var value = document.createElement("output");
+      value.style.cssText = "min-width:2.5em;font-weight:bold";
+      input.addEventListener("input", function () { at[axis] = Number(input.value); show(); });
+      // the arrow keys move the slider, not JupyterLab's selection of cells
+      input.addEventListener("keydown", function (event) { event.stopPropagation(); });
+      box.appendChild(name);
+      box.appendChild(input);
+      box.appendChild(value);
+      sliders.push({show: function () {
+        value.textContent = String(values[at[axis]]);
+        input.setAttribute("aria-valuetext", label + " " + values[at[axis]]);
+      }});
+      return box;
+    }
+    var controls = document.createElement("div");
+    controls.className = "a2-explorer-controls";
+    controls.style.cssText = "display:flex;flex-wrap:wrap;align-items:center;margin:0.2em 0 0.4em";
+    controls.appendChild(slider("units", "hidden units per layer", data.widths, 0));
+    controls.appendChild(slider("layers", "hidden layers", data.depths, 1));
+    root.insertBefore(controls, root.firstChild);
+    if (hint) hint.parentNode.removeChild(hint);
+    show();
+  });
+})();"""
+
+
+def _alt(plot: StaticPlot) -> str:
+    return f"Validation loss and accuracy of {plot.network} against the Task 3 network"
+
+
+def static_explorer_html(plots: Mapping[Position, StaticPlot], start: Position) -> str:
+    """The static explorer as one HTML fragment (deterministic: the same plots give the same
+    bytes).
+
+    Without scripts it is the plot of ``start`` as an inline PNG, its caption line and the hint
+    (`hint_text`). Its script (`_SCRIPT`) adds two range sliders over the grid's widths and
+    depths, removes the hint, and on every move swaps the image, its alt text and the caption
+    and sets the ``data-network`` attribute of the root ``div.a2-explorer`` to the network shown
+    ('[32, 32, 10]'). The other positions' PNGs travel base64-encoded in the script's data."""
+    widths, depths = sweep_axes(plots)
+    if start not in plots:
+        raise ValueError(f"the start position (depth, width) {start} is not in the sweep")
+    first = plots[start]
+    data = {"widths": widths, "depths": depths, "start": list(start),
+            "plots": {f"{d},{w}": {"network": p.network, "caption": p.caption, "alt": _alt(p),
+                                   "png": None if (d, w) == start
+                                   else base64.b64encode(p.png).decode("ascii")}
+                      for (d, w), p in sorted(plots.items())}}
+    blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
+    data["key"] = hashlib.sha256(blob.encode()).hexdigest()[:12]
+    # "<" only occurs inside JSON strings, where \u003c reads the same: nothing can close the script
+    blob = json.dumps(data, sort_keys=True, separators=(",", ":")).replace("<", "\\u003c")
+    src = base64.b64encode(first.png).decode("ascii")
+    esc = html.escape
+    return (f'<div class="{STATIC_CLASS}" data-key="{data["key"]}" '
+            f'data-network="{esc(first.network)}" data-positions="{len(plots)}">\n'
+            f'<img class="a2-explorer-plot" src="data:image/png;base64,{src}" '
+            f'width="{first.css_width}" alt="{esc(_alt(first))}">\n'
+            f'<p class="a2-explorer-caption">{esc(first.caption)}</p>\n'
+            f'<p class="a2-explorer-hint"><em>{esc(hint_text(len(plots)))}</em></p>\n'
+            f'<script>\n{_SCRIPT.replace("__DATA__", blob)}\n</script>\n</div>')
+
+
+@dataclass(frozen=True)
+class StaticExplorer:
+    """The static explorer, displayable: ``display(static)`` shows its HTML (sliders where the
+    output's script runs), with a PNG of the start network for viewers that show no HTML.
+
+    Attributes:
+        html: `static_explorer_html`'s fragment.
+        start: the plot shown first (the baseline's network).
+        count: the number of networks on the sliders.
+    """
+    html: str
+    start: StaticPlot
+    count: int
+
+    def text(self) -> str:
+        return (f"Hidden-unit explorer: {self.start.network} (sliders over {self.count} networks "
+                f"in assignment2.html or the trusted notebook)")
+
+    def _repr_mimebundle_(self, **kwargs) -> tuple[dict, dict]:
+        """text/html (the explorer), image/png (the start plot, at its CSS width), text/plain;
+        the metadata flags the output for removal from the PDF, which shows the sweep figure.
+
+        Returns (data, metadata) as IPython's display accepts them."""
+        data = {"text/html": self.html,
+                "image/png": base64.b64encode(self.start.png).decode("ascii"),
+                "text/plain": self.text()}
+        return data, {"image/png": {"width": self.start.css_width}, PDF_FLAG: True}
+
+
+def static_explorer(sweep: Mapping[Position, Run], baseline: Run, dpi: int = STATIC_DPI,
+                    cache: str | os.PathLike | None = None) -> StaticExplorer:
+    """The static explorer over ``sweep`` ((depth, width) -> Run, a complete grid, as the
+    notebook's ``sweep_runs``), each network drawn against ``baseline`` (the Task 3 run), which
+    is the network shown first and must be one of the grid's. ``cache``: a folder keeping the
+    rendered plots (None: rendered every time)."""
+    plots = static_plots(sweep, baseline, dpi, cache)
+    start = start_position(baseline)
+    return StaticExplorer(static_explorer_html(plots, start), plots.get(start), len(plots))
+
+
+# ================================================================================================
 # The widget
 # ================================================================================================
 
@@ -80,7 +366,8 @@ class HiddenUnitExplorer:
     point at it. Two status lines say which network is drawn and which, if any, is training.
 
     Display it with ``display(explorer)``: JupyterLab shows the live widget, viewers without a
-    kernel a PNG of the current plot. ``explorer.widget`` is the bare ipywidgets VBox.
+    kernel the static explorer over ``sweep`` (given ``sweep``) or a PNG of the current plot.
+    ``explorer.widget`` is the bare ipywidgets VBox.
 
     Attributes:
         units, layers: the two SelectionSliders.
@@ -88,11 +375,16 @@ class HiddenUnitExplorer:
         drawn, training: HTML status lines (the drawn network; the training one, or a failure).
         bar: IntProgress of the training network's epochs (hidden when nothing trains).
         shown: the TrainConfig whose curves the image shows (None before the first plot).
+        static: the `StaticExplorer` over ``sweep`` ((depth, width) -> Run, as the notebook's
+            ``sweep_runs``), or None without ``sweep``.
     """
 
     def __init__(self, data: Dataset, task3: Run, widths: Sequence[int] = (8, 16, 32, 64, 128, 256),
-                 depths: Sequence[int] = (1, 2, 3, 4), cache_dir: str | os.PathLike | None = None):
+                 depths: Sequence[int] = (1, 2, 3, 4), cache_dir: str | os.PathLike | None = None,
+                 sweep: Mapping[Position, Run] | None = None):
         self.data, self.task3, self.cache_dir = data, task3, cache_dir
+        self.static = (None if sweep is None else
+                       static_explorer(sweep, task3, cache=cache_folder(cache_dir) / "explorer"))
         self.fingerprint = data_fingerprint(data)
         self._lock = threading.Lock()     # guards everything below and every widget value
         self._wanted: TrainConfig | None = None      # to train next (the sliders' newest choice)
@@ -132,12 +424,13 @@ class HiddenUnitExplorer:
     # ---------------------------------------------------------------------------- static view
 
     def _repr_mimebundle_(self, **kwargs) -> tuple[dict, dict]:
-        """The live widget view for JupyterLab, a PNG of the current plot for viewers without a
-        kernel (GitHub, nbviewer: they show it instead of the widget's text), and a short text.
+        """The live widget view for JupyterLab; for viewers without a kernel the static explorer's
+        HTML (given ``sweep``) and a PNG of the current plot (for viewers that show no HTML), and a
+        short text. The metadata flags the output for removal from the PDF.
 
         Returns (data, metadata) as IPython's display accepts them."""
         bundle = dict(self.widget._repr_mimebundle_(**kwargs) or {})
-        metadata = {}
+        metadata = {PDF_FLAG: True}
         with self._lock:
             png, shown, width = bytes(self.image.value), self.shown, self.image.layout.width
         if png:
@@ -146,6 +439,9 @@ class HiddenUnitExplorer:
                 metadata["image/png"] = {"width": int(width[:-2])}
         showing = f"showing {layers(shown)}" if shown is not None else "no plot yet"
         bundle["text/plain"] = f"Hidden-unit explorer: needs a live kernel; {showing}"
+        if self.static is not None:
+            bundle["text/html"] = self.static.html
+            bundle["text/plain"] = self.static.text()
         return bundle, metadata
 
     # -------------------------------------------------------------------------------- drawing

@@ -131,11 +131,13 @@ def lab_command(port: int, token: str, folder: Path) -> list[str]:
 
 
 def lab_environment(folder: Path) -> dict[str, str]:
-    """Quick mode, cache and figures in ``folder``, Jupyter's own files there too, and the
-    virtualenv first on PATH (its Python runs the kernel, as with `make lab`)."""
+    """Quick mode, cache and figures in ``folder``, Jupyter's own files there too (its data
+    folder holds the notebook signatures that `jupyter trust` writes), and the virtualenv first
+    on PATH (its Python runs the kernel, as with `make lab`)."""
     return dict(os.environ, A2_QUICK="1", A2_CACHE_DIR=str(folder / "cache"),
                 A2_FIGURE_DIR=str(folder / "figures"),
                 JUPYTER_CONFIG_DIR=str(folder / "config"),
+                JUPYTER_DATA_DIR=str(folder / "data"),
                 JUPYTER_RUNTIME_DIR=str(folder / "runtime"),
                 IPYTHONDIR=str(folder / "ipython"),
                 PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
@@ -181,18 +183,39 @@ def stop(server: subprocess.Popen, lab: Lab) -> None:
             pass
 
 
+def trust(notebook: Path, folder: Path) -> None:
+    """Sign ``notebook`` with `jupyter trust` in the Jupyter data folder of a server started on
+    ``folder`` (so that it, and only it, trusts the notebook's outputs)."""
+    result = subprocess.run([sys.executable, "-m", "jupyter", "trust", str(notebook)],
+                            env=lab_environment(folder), capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, f"jupyter trust failed:\n{result.stdout}{result.stderr}"
+
+
 @contextmanager
-def jupyter_lab(folder: Path, seconds: float = 90) -> Iterator[Lab]:
-    """JupyterLab serving a copy of assignment2.ipynb (in the project folder, so that the
-    notebook finds helpers.py; the committed notebook is never opened), removed afterwards."""
-    name = f"browser-test-{secrets.token_hex(4)}.ipynb"   # .gitignore'd; not hidden, Jupyter
-    shutil.copy(ROOT / "assignment2.ipynb", ROOT / name)   # refuses hidden files by default
+def jupyter_lab(folder: Path, seconds: float = 90, notebook: Path = ROOT / "assignment2.ipynb",
+                trusted: bool = False, kernels: bool = True) -> Iterator[Lab]:
+    """JupyterLab serving a copy of ``notebook`` (default assignment2.ipynb; in the project
+    folder, so that the notebook finds helpers.py; the original is never opened), removed
+    afterwards. ``trusted``: the copy is signed with `jupyter trust` first. ``kernels=False``:
+    the server offers no kernel at all (none can start: the page shows the saved outputs)."""
+    # .gitignore'd; not hidden (Jupyter refuses hidden files by default)
+    name = f"browser-test-{secrets.token_hex(4)}.ipynb"
     port, token = free_port(), secrets.token_hex(16)
     lab = Lab(f"http://127.0.0.1:{port}", token, name, folder)
-    with open(folder / "server.log", "w") as log:
-        server = subprocess.Popen(lab_command(port, token, folder), cwd=ROOT,
-                                  env=lab_environment(folder), stdin=subprocess.DEVNULL,
-                                  stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    command = lab_command(port, token, folder)
+    if not kernels:
+        command.append("--KernelSpecManager.allowed_kernelspecs=no-kernel-here")
+    shutil.copy(notebook, ROOT / name)
+    try:
+        if trusted:
+            trust(ROOT / name, folder)
+        with open(folder / "server.log", "w") as log:
+            server = subprocess.Popen(command, cwd=ROOT,
+                                      env=lab_environment(folder), stdin=subprocess.DEVNULL,
+                                      stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    except BaseException:
+        (ROOT / name).unlink(missing_ok=True)
+        raise
     try:
         wait_until(lambda: lab.answers() or server.poll() is not None, seconds,
                    "JupyterLab to answer")
@@ -205,3 +228,59 @@ def jupyter_lab(folder: Path, seconds: float = 90) -> Iterator[Lab]:
             (ROOT / name).unlink(missing_ok=True)
             for checkpoint in (ROOT / ".ipynb_checkpoints").glob(f"{Path(name).stem}-*"):
                 checkpoint.unlink(missing_ok=True)
+
+
+# ================================================================================================
+# The report with the static explorer: a quick-mode run of a copy of the notebook
+# ================================================================================================
+
+#: The explorer cell that gives the live explorer the sweep, so that the saved notebook carries the
+#: static explorer (the notebook's own cell is used instead once it passes ``sweep=``).
+EXPLORER_CELL = """\
+explorer = HiddenUnitExplorer(data, runs["3c"][0], widths=(8, 16, 32, 64, 128, 256),
+                              depths=(1, 2, 3, 4), sweep=sweep_runs)
+display(explorer)"""
+
+
+def with_static_explorer(nb):
+    """``nb`` (an nbformat notebook, changed in place and returned) with its explorer cell (the
+    code cell that displays a HiddenUnitExplorer) replaced by `EXPLORER_CELL`, unless it already
+    passes ``sweep=``. Raises AssertionError if there is no explorer cell."""
+    cells = [c for c in nb.cells if c.cell_type == "code" and "HiddenUnitExplorer(" in c.source
+             and "import" not in c.source]
+    assert len(cells) == 1, f"expected one explorer cell in the notebook, found {len(cells)}"
+    if "sweep=" not in cells[0].source:
+        cells[0].source = EXPLORER_CELL
+    return nb
+
+
+def quick_static_report(folder: Path, seconds: float = 600) -> Path:
+    """assignment2.ipynb with the static explorer (`with_static_explorer`) run top to bottom in
+    quick mode, cache and figures in ``folder``, and saved as `make report` saves it (no widget
+    views): ``folder/assignment2.ipynb``. Built once per folder: a second call returns it."""
+    import nbformat
+    from nbclient import NotebookClient
+    from report.execute import static_widgets
+    path = folder / "assignment2.ipynb"
+    if path.exists():
+        return path
+    nb = with_static_explorer(nbformat.read(ROOT / "assignment2.ipynb", as_version=4))
+    env = dict(os.environ, A2_QUICK="1", A2_CACHE_DIR=str(folder / "cache"),
+               A2_FIGURE_DIR=str(folder / "figures"))
+    NotebookClient(nb, timeout=seconds, kernel_name="python3", record_timing=False,
+                   store_widget_state=False, extra_arguments=["--IPKernelApp.log_level=ERROR"],
+                   resources={"metadata": {"path": str(ROOT)}}).execute(env=env)
+    static_widgets(nb)
+    nbformat.write(nb, folder / "partial.ipynb")
+    (folder / "partial.ipynb").rename(path)       # whole or not at all
+    return path
+
+
+def export_html(notebook: Path) -> Path:
+    """``notebook`` exported as `make html` does (export/nbconvert_config.py, --to html), next
+    to it; returns the HTML's path. AssertionError with nbconvert's messages if it fails."""
+    result = subprocess.run([sys.executable, "-m", "jupyter", "nbconvert", "--config",
+                             str(ROOT / "export" / "nbconvert_config.py"), "--to", "html",
+                             str(notebook)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, f"the HTML export failed:\n{result.stderr[-3000:]}"
+    return notebook.with_suffix(".html")

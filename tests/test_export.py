@@ -1,14 +1,17 @@
-"""Tests of the PDF export in export/ (nbconvert + xelatex + the report template).
+"""Tests of the PDF and HTML exports in export/ (nbconvert + xelatex + the report templates).
 
 The end-to-end tests build a small synthetic report notebook, export it with
 ``jupyter nbconvert --config export/nbconvert_config.py --to pdf --execute``
 exactly as documented in export/README.md, and read the PDF back with
-poppler (pdftotext, pdfinfo, pdffonts) and export/check_pdf.py.  They are
-skipped only when xelatex or pandoc is missing.  The preprocessor and checker
-unit tests need no LaTeX.
+poppler (pdftotext, pdfinfo, pdffonts, pdfimages) and export/check_pdf.py.
+They are skipped only when xelatex or pandoc is missing.  The same notebook
+exported ``--to html`` is read back with export/check_html.py (no TeX
+needed).  The preprocessor and checker unit tests need neither.
 """
 
+import copy
 import importlib.util
+import json
 import re
 import shutil
 import subprocess
@@ -41,6 +44,7 @@ def _load(name, path):
 
 
 check_pdf = _load("check_pdf", CHECKER)
+check_html = _load("check_html", EXPORT / "check_html.py")
 pdf_preprocessors = _load("pdf_preprocessors", EXPORT / "pdf_preprocessors.py")
 
 
@@ -86,6 +90,18 @@ def build_notebook():
             "hidden_value = 42\nprint('REMOVED_CELL_MARKER')",
             metadata={"tags": ["remove_cell_in_pdf"]},
         ),
+        # the hidden-unit explorer's kind of output: HTML with sliders, a PNG, a text; its
+        # metadata says it has no place in the PDF (the HTML keeps it)
+        new_code_cell(
+            "import base64, io\n"
+            "from PIL import Image\n"
+            "png = io.BytesIO()\n"
+            "Image.new('RGB', (60, 30), 'red').save(png, 'PNG')\n"
+            "display({'text/html': '<p>EXPLORER_HTML_MARKER</p>',\n"
+            "         'image/png': base64.b64encode(png.getvalue()).decode(),\n"
+            "         'text/plain': 'Hidden-unit explorer: EXPLORER_TEXT_MARKER'},\n"
+            "        raw=True, metadata={'remove_output_in_pdf': True})"
+        ),
         new_raw_cell("\\newpage", metadata={"raw_mimetype": "text/latex"}),
         new_markdown_cell("## Task 1b: Results\n\nThe sum Σ of all η is finite."),
         # uses the removed cell's variable: tag removal must come after execution
@@ -126,6 +142,20 @@ def pdf(tmp_path_factory):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return workdir / "report.pdf"
+
+
+@pytest.fixture(scope="module")
+def html_page(tmp_path_factory):
+    """The synthetic notebook exported --to html with the documented config; its path."""
+    workdir = tmp_path_factory.mktemp("export-html")
+    nbformat.write(build_notebook(), workdir / "report.ipynb")
+    result = subprocess.run(
+        [sys.executable, "-m", "jupyter", "nbconvert", "--config", str(CONFIG),
+         "--to", "html", "--execute", str(workdir / "report.ipynb")],
+        cwd=ROOT, capture_output=True, text=True, timeout=180,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return workdir / "report.html"
 
 
 @pytest.fixture(scope="module")
@@ -183,6 +213,14 @@ def test_tags_widgets_and_noise_removed(text):
         assert leaked not in text, leaked
 
 
+def test_output_flagged_remove_output_in_pdf_is_removed(pdf, text):
+    """The explorer's kind of output: neither its text nor its PNG reaches the PDF (the figures
+    are vector, so the PDF holds no raster image at all)."""
+    assert "EXPLORER" not in text and "Hidden-unit explorer" not in text
+    images = _poppler("pdfimages", "-list", str(pdf)).splitlines()[2:]
+    assert images == [], images
+
+
 def test_math_rendered(text):
     flat = check_pdf._normalize(text)  # math italic 𝑓 -> f
     assert "$" not in text and "\\begin" not in text and "\\alpha" not in text
@@ -212,6 +250,78 @@ def test_raw_latex_cell_breaks_page(pdf, text):
     assert page.lstrip().startswith("Task 1b: Results")
 
 
+# ------------------------------------------------------------------- HTML --
+
+def test_html_export_is_self_contained_with_code_hidden(html_page):
+    result = subprocess.run(
+        [sys.executable, str(EXPORT / "check_html.py"), str(html_page),
+         "--require-heading", "Task 1a", "--require-heading", "Task 1b: Results"],
+        capture_output=True, text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "2/2 required headings found" in result.stdout
+    # nothing from the network but MathJax: no require.js, widget manager or mermaid
+    assert result.stdout.rstrip().endswith(
+        "scripts from the network: https://cdnjs.cloudflare.com/ajax/libs/mathjax/2.7.7/"
+        "latest.js?config=TeX-AMS_CHTML-full,Safe"), result.stdout
+    html = html_page.read_text()
+    for fetched in ("require.min.js", "html-manager", "mermaid.esm", "unpkg.com"):
+        assert fetched not in html, fetched
+
+
+def test_html_export_keeps_results_and_html_drops_widgets_and_noise(html_page):
+    page = check_html.read_page(html_page.read_text())
+    for shown in ("final loss = 0.0123", "the hidden value is 42", "EXPLORER_HTML_MARKER",
+                  "REMOVED_CELL_MARKER"):      # (the PDF's tags do not apply to the HTML)
+        assert shown in page.text, shown
+    for gone in ("import matplotlib", "set_matplotlib_formats", "In [", "Out[", "interactive(",
+                 "HBox(", "IntProgress(", "<function", "Line2D", "WARNING_MARKER",
+                 "EXPLORER_TEXT_MARKER"):
+        assert gone not in page.text, gone
+    assert len(page.images) == 2 and all(src.startswith("data:image/") for src in page.images)
+    assert [h for h in page.headings if h.startswith("Task")] == [
+        "Task 1a: Gradient descent", "Task 1b: Results"]
+
+
+def test_check_html_fails_on_what_an_offline_reader_would_miss():
+    page = check_html.read_page(
+        '<html><head><script src="https://cdnjs.cloudflare.com/ajax/libs/require.js/2.1.10/'
+        'require.min.js"></script><script src="https://cdnjs.cloudflare.com/ajax/libs/mathjax/'
+        '2.7.7/latest.js"></script><link rel="stylesheet" href="https://example.org/a.css">'
+        '<style>@font-face { src: url(https://fonts.example.org/x.woff) }</style></head><body>'
+        '<h2 id="t">Task 1a: Setup<a class="anchor-link" href="#t">¶</a></h2>'
+        '<div class="jp-InputArea-editor">x = 1</div><img src="figures/a.png">'
+        '<p>IntProgress(value=3)</p></body></html>')
+    problems, found = check_html.find_problems(page, ["Task 1a", "Task 2"], require_explorer=True)
+    assert found == ["Task 1a: Setup"]
+    for expected in ("script fetched from the network: https://cdnjs.cloudflare.com/ajax/libs/"
+                     "require.js", "stylesheet fetched from the network: https://example.org",
+                     "style fetches https://fonts.example.org", "image not inline: figures/a.png",
+                     "code shows", "widget text 'IntProgress('", "'Task 2' not found",
+                     "no static hidden-unit explorer"):
+        assert any(expected in p for p in problems), (expected, problems)
+    assert not any("mathjax" in p for p in problems)
+    assert len(problems) == 8, problems
+
+
+def test_check_html_reads_a_static_explorer():
+    def explorer(positions, plots):
+        data = json.dumps({"widths": [32, 64], "depths": [1], "start": [1, 64], "plots": plots})
+        return (f'<div class="a2-explorer" data-network="[64, 10]" data-positions="{positions}">'
+                f'<img class="a2-explorer-plot" src="data:image/png;base64,AAAA"><p>caption</p>'
+                f'<script>\n(function () {{\n  var data = {data};\n}})();\n</script></div>')
+    plots = {"1,32": {"network": "[32, 10]", "png": "AAAA"}, "1,64": {"network": "[64, 10]"}}
+    good = check_html.read_page(explorer(2, plots))
+    assert check_html.find_problems(good, [], require_explorer=True) == ([], [])
+    assert good.explorers[0].network == "[64, 10]" and good.explorers[0].positions == 2
+    short = check_html.read_page(explorer(3, plots))
+    assert check_html.find_problems(short, [], True)[0] == [
+        "static explorer 1 ([64, 10]): 2 plots for 3 positions (grid of 2)"]
+    unplotted = check_html.read_page(explorer(2, {**plots, "1,32": {"network": "[32, 10]"}}))
+    assert check_html.find_problems(unplotted, [], True)[0] == [
+        "static explorer 1 ([64, 10]): no plot for positions ['1,32']"]
+
+
 # ------------------------------------------------------------------ units --
 
 def test_clean_outputs_preprocessor():
@@ -234,6 +344,32 @@ def test_clean_outputs_preprocessor():
     kept = [output.get("text") or output.data.get("image/png") or output.data["text/plain"]
             for output in cell.outputs]
     assert kept == ["iVBOR", "array([1, 2])", "loss 0.1"]
+
+
+def test_outputs_flagged_for_removal_in_metadata():
+    explorer = {"text/html": "<div>sliders</div>", "image/png": "iVBOR",
+                "text/plain": "Hidden-unit explorer: [64, 10]"}
+    html_only = {"text/html": "<b>x</b>", "text/plain": "<IPython.core.display.HTML object>"}
+    outputs = [
+        new_output("display_data", data=explorer, metadata={"remove_output_in_pdf": True}),
+        new_output("display_data", data={"text/plain": "kept"}),
+        new_output("display_data", data=html_only),
+        new_output("display_data", data={"image/png": "gone"},
+                   metadata={"remove_output_in_html": True}),
+        new_output("display_data", data={"application/vnd.jupyter.widget-view+json": {},
+                                         "text/plain": "VBox(children=(...))"}),
+        new_output("stream", name="stderr", text="UserWarning"),
+    ]
+
+    def kept(preprocessor):
+        cell = new_code_cell("x", outputs=copy.deepcopy(outputs))
+        cell, _ = preprocessor.preprocess_cell(cell, {}, 0)
+        return [sorted(o.get("data", {})) for o in cell.outputs]
+    # PDF: the explorer goes (its flag), so does HTML it cannot draw; the html-only flag is not its
+    assert kept(pdf_preprocessors.CleanOutputsPreprocessor()) == [["text/plain"], ["image/png"]]
+    # HTML: the explorer and the HTML output stay; widget views and stderr go as in the PDF
+    assert kept(pdf_preprocessors.HtmlCleanOutputsPreprocessor()) == [
+        ["image/png", "text/html", "text/plain"], ["text/plain"], ["text/html", "text/plain"]]
 
 
 def test_safe_display_math_preprocessor():
