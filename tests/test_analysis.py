@@ -53,45 +53,100 @@ import pytest  # noqa: E402
 from scipy import stats  # noqa: E402
 
 
-def test_outlier_seeds_flags_only_the_seed_that_stands_apart():
-    # 3c's best validation accuracies in the three-seed report: seed 1 kept the weights of epoch 4.2
-    assert analysis.outlier_seeds([0.9647, 0.9569, 0.9643, 0.9639, 0.9614]).tolist() == [1]
-    assert analysis.outlier_seeds([0.9611, 0.9613, 0.9628, 0.9593, 0.9619]).size == 0
-    assert analysis.outlier_seeds([1.0, 1.0, 1.0, 1.0, 2.0]).size == 0   # MAD 0: undefined, none
+def test_welch_difference_is_scipys_with_its_confidence_interval():
+    a, b = [0.9611, 0.9613, 0.9628, 0.9593, 0.9619], [0.9647, 0.9569, 0.9644, 0.9639, 0.9615]
+    d = analysis.difference(a, b, paired=False)
+    result = stats.ttest_ind(b, a, equal_var=False)
+    low, high = result.confidence_interval(0.95)
+    assert d["test"] == "Welch's t-test" and d["seeds"] == [5, 5]
+    assert d["diff"] == pytest.approx(np.mean(b) - np.mean(a))
+    assert (d["ci_low"], d["ci_high"], d["p_value"]) == pytest.approx((low, high, result.pvalue))
+    assert d["ci_low"] < d["diff"] < d["ci_high"]
 
 
-def test_two_sample_test_uses_welch_without_outliers_and_mann_whitney_with_one():
-    a, b = [0.1329, 0.1284, 0.1300, 0.1400, 0.1306], [0.1406, 0.1364, 0.1294, 0.1348, 0.1318]
-    name, p = analysis.two_sample_test(a, b)
-    assert name == "Welch's t-test"
-    assert p == pytest.approx(stats.ttest_ind(a, b, equal_var=False).pvalue)
-    c = [0.9647, 0.9569, 0.9643, 0.9639, 0.9614]
-    name, p = analysis.two_sample_test(b, c)
-    assert name == "Mann–Whitney U"
-    assert p == pytest.approx(stats.mannwhitneyu(b, c, alternative="two-sided").pvalue)
+def test_paired_difference_is_a_t_test_of_the_per_seed_differences():
+    a, b = np.array([0.9591, 0.9583, 0.9611, 0.9605, 0.9612]), np.array([0.9611, 0.9613, 0.9628, 0.9593, 0.9619])
+    d = analysis.difference(a, b, paired=True)
+    one_sample = stats.ttest_1samp(b - a, 0.0)
+    assert d["test"] == "paired t-test"
+    assert d["p_value"] == pytest.approx(one_sample.pvalue)
+    low, high = one_sample.confidence_interval(0.95)
+    assert (d["ci_low"], d["ci_high"]) == pytest.approx((low, high))
 
 
-def test_two_sample_test_separates_five_seeds_that_do_not_overlap():
-    """The issue's motivating case: with three seeds no test reaches 0.05 even when every seed of
-    one side beats every seed of the other; with five it does."""
-    low, high = [0.9646, 0.9569, 0.9644], [0.9689, 0.9702, 0.9694]
-    assert analysis.two_sample_test(low, high)[1] > 0.05      # seed 1 stands apart: ranks, 0.1
-    low5, high5 = low + [0.9640, 0.9631], high + [0.9690, 0.9699]
-    assert analysis.two_sample_test(low5, high5)[1] < 0.05
-
-
-def test_two_sample_test_without_spread_and_with_too_few_seeds():
-    assert analysis.two_sample_test([1.0, 1.0], [1.0, 1.0]) == ("Welch's t-test", 1.0)
-    assert analysis.two_sample_test([1.0, 1.0], [0.0, 0.0]) == ("Welch's t-test", 0.0)
+def test_difference_without_spread_and_with_too_few_seeds():
+    same = analysis.difference([1.0, 1.0], [1.0, 1.0], paired=False)
+    assert (same["diff"], same["ci_low"], same["ci_high"], same["p_value"]) == (0.0, 0.0, 0.0, 1.0)
+    apart = analysis.difference([0.0, 0.0], [1.0, 1.0], paired=True)
+    assert (apart["diff"], apart["p_value"]) == (1.0, 0.0)
     with pytest.raises(ValueError, match="at least 2 seeds"):
-        analysis.two_sample_test([1.0], [1.0, 2.0])
+        analysis.difference([1.0], [1.0, 2.0], paired=False)
+    with pytest.raises(ValueError, match="same seeds"):
+        analysis.difference([1.0, 2.0, 3.0], [1.0, 2.0], paired=True)
 
 
-def test_paired_test_is_a_one_sample_t_test_of_the_differences():
-    best, end = np.array([0.9647, 0.9569, 0.9643]), np.array([0.9657, 0.9613, 0.9650])
-    name, p = analysis.paired_test(best, end)
-    assert name == "paired t-test"
-    assert p == pytest.approx(stats.ttest_rel(end, best).pvalue)
+def test_seeds_are_shared_only_by_the_same_layers_and_initialisation():
+    from helpers import TrainConfig
+    c2c = TrainConfig()
+    c3a = c2c.replace(use_improved_weight_init=True)
+    c3b = c3a.replace(use_improved_sigmoid=True)
+    c3c = c3b.replace(use_momentum=True)
+    assert not analysis.seeds_shared(c2c, c3a)        # other initial weights, other batch order
+    assert analysis.seeds_shared(c3a, c3b) and analysis.seeds_shared(c3b, c3c)
+    assert not analysis.seeds_shared(c3c, c3c.replace(neurons_per_layer=(32, 10)))
+
+
+def test_seeds_shared_means_the_same_initial_weights_and_batches():
+    """What the pairing rests on: two configurations that share seeds start from the same weights
+    and see the same batches (checked on the runs themselves)."""
+    from helpers import TrainConfig, batch_indices, SoftmaxModel
+    config = TrainConfig(neurons_per_layer=(16, 10), use_improved_weight_init=True, train_size=128,
+                         batch_size=16, seed=3)
+    other = config.replace(use_improved_sigmoid=True, use_momentum=True)
+    assert analysis.seeds_shared(config, other)
+    draws = []
+    for c in (config, other):
+        rng = np.random.default_rng(c.seed)
+        model = SoftmaxModel(c.neurons_per_layer, c.use_improved_sigmoid, c.use_improved_weight_init, rng=rng)
+        draws.append((model.ws, list(batch_indices(c.train_size, c.batch_size, True, rng))))
+    for w, v in zip(draws[0][0], draws[1][0]):
+        np.testing.assert_array_equal(w, v)
+    for i, j in zip(draws[0][1], draws[1][1]):
+        np.testing.assert_array_equal(i, j)
+
+
+def test_primary_comparisons_are_one_holm_family_with_verdicts():
+    from helpers import TrainConfig
+    base = TrainConfig(use_improved_weight_init=True)
+    configs = {"a": base, "b": base.replace(use_improved_sigmoid=True),
+               "c": base.replace(neurons_per_layer=(32, 10))}
+    metrics = {"a": {"best_val_accuracy": np.array([0.950, 0.951, 0.949, 0.950, 0.952])},
+               "b": {"best_val_accuracy": np.array([0.960, 0.962, 0.958, 0.961, 0.962])},
+               "c": {"best_val_accuracy": np.array([0.951, 0.948, 0.952, 0.950, 0.949])}}
+    primary = analysis.primary_comparisons(metrics, configs, {"x": ("a", "b"), "y": ("a", "c")})
+    assert primary["x"]["paired"] and not primary["y"]["paired"]
+    np.testing.assert_allclose([primary[t]["holm_p_value"] for t in ("x", "y")],
+                               analysis.holm([primary[t]["p_value"] for t in ("x", "y")]))
+    assert primary["x"]["verdict"] == "higher"
+    assert primary["y"]["verdict"] == "no difference shown"
+
+
+def test_secondary_differences_carry_no_test():
+    from helpers import TrainConfig
+    configs = {"a": TrainConfig(), "b": TrainConfig(neurons_per_layer=(32, 10))}
+    metrics = {"a": {"m": np.array([1.0, 2.0, 3.0])}, "b": {"m": np.array([2.0, 3.0, 5.0])}}
+    d = analysis.secondary_differences(metrics, configs, "a", "b", ["m"])["m"]
+    assert "p_value" not in d and d["diff"] == pytest.approx(4 / 3)
+
+
+def test_dixon_flags_only_a_seed_beyond_the_critical_gap():
+    # 3c's kept-weight accuracies: seed 1 lies 0.46 points below the next, 59 % of the range: below
+    # Dixon's 95 % critical Q of 0.710 for five values, so it does not stand apart
+    assert analysis.dixon_outlier([0.9647, 0.9569, 0.9644, 0.9639, 0.9615]) is None
+    assert analysis.dixon_outlier([0.9647, 0.9400, 0.9644, 0.9639, 0.9615]) == 1
+    assert analysis.dixon_outlier([0.90, 0.91, 0.91, 0.92, 0.99]) == 4
+    assert analysis.dixon_outlier([1.0, 1.0, 1.0, 1.0, 1.0]) is None   # no spread: none
+    assert analysis.dixon_outlier([1.0, 2.0]) is None                  # too few to say
 
 
 def test_format_p():
@@ -101,19 +156,12 @@ def test_format_p():
     assert analysis.format_p(0.41) == "p = 0.41"
 
 
-def test_comparisons_word_the_result_by_the_test_and_record_it():
-    metrics = {"a": {"loss": np.array([0.30, 0.31, 0.29, 0.30, 0.305])},
-               "b": {"loss": np.array([0.20, 0.21, 0.19, 0.20, 0.205])},
-               "c": {"loss": np.array([0.30, 0.32, 0.28, 0.31, 0.29])}}
-    compare = analysis.Comparisons(metrics)
-    text = compare("a", "b", "loss")
-    assert text.startswith(f"0.3010 ±{NBSP}0.0074 → 0.2010 ±{NBSP}0.0074, lower (p")
-    assert ", no difference shown (p = " in compare("a", "c", "loss")
-    assert not compare.differs("a", "c", "loss") and compare.differs("a", "b", "loss")
-    compare("a", "b", "loss")                                     # asked again: recorded once
-    assert [(r["before"], r["after"], r["significant"]) for r in compare.records] == [
-        ("a", "b", True), ("a", "c", False)]
-    assert compare.records[0]["test"] == "Welch's t-test" and compare.records[0]["seeds"] == [5, 5]
+def test_interval_prints_true_minus_signs():
+    d = dict(diff=-0.0046, ci_low=-0.0087, ci_high=0.0006)
+    assert analysis.interval(d, 100, 2) == f"\u22120.46 [\u22120.87,{NBSP}+0.06]"
+    assert analysis.percent(0.96228) == f"96.23{NBSP}%"
+    assert analysis.percent_range(np.array([0.9613, 0.9657])) == f"96.13{NBSP}% to 96.57{NBSP}%"
+    assert analysis.percent_range(np.array([1.0, 1.0])) == f"100.00{NBSP}%"
 
 
 def test_step_multiply_adds_counts_forward_gradients_and_back_propagated_errors():
