@@ -183,6 +183,7 @@ CLAIMS: dict[str, list[str]] = {
         "kept the weights of epoch {seed['3c'][1]['best']['epoch']:.1f} "
         "({pct(seed['3c'][1]['best']['val_accuracy'])}, training accuracy "
         "{pct(seed['3c'][1]['best']['train_accuracy'])})",
+        "Dixon's Q test (95 %) finds {'no seed standing apart in any configuration' if not R['stands_apart'] else 'a seed apart: ' + str(R['stands_apart'])}",
         "from {pct(M['2c']['best_val_accuracy'])} to {pct(M['3c']['best_val_accuracy'])}, reached at "
         "epoch {M['3c']['best_epoch']:.1f} instead of {M['2c']['best_epoch']:.1f}",
     ],
