@@ -102,8 +102,9 @@ def caption(run: Run) -> str:
 
 def hint_text(count: int) -> str:
     """The line shown where the sliders cannot be (the output's script does not run)."""
-    return (f"Sliders over all {count} networks of the sweep work in assignment2.html and in the "
-            f"notebook once trusted (no kernel needed); here: the Task 3 network.")
+    return (f"Sliders over all {count} networks of the sweep work in assignment2.html and in this "
+            f"notebook once trusted (jupyter trust assignment2.ipynb; no kernel needed); here: "
+            f"the Task 3 network.")
 
 
 @dataclass(frozen=True)
