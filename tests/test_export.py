@@ -133,29 +133,27 @@ def pdf(tmp_path_factory):
             f"PDF export needs {' and '.join(missing)}: apt-get install texlive-xetex "
             "texlive-fonts-recommended texlive-plain-generic pandoc fonts-dejavu poppler-utils"
         )
-    workdir = tmp_path_factory.mktemp("export")
-    nbformat.write(build_notebook(), workdir / "report.ipynb")
-    result = subprocess.run(
-        [sys.executable, "-m", "jupyter", "nbconvert", "--config", str(CONFIG),
-         "--to", "pdf", "--execute", str(workdir / "report.ipynb")],
-        cwd=ROOT, capture_output=True, text=True, timeout=180,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return workdir / "report.pdf"
+    return export_synthetic(tmp_path_factory, "pdf")
 
 
 @pytest.fixture(scope="module")
 def html_page(tmp_path_factory):
     """The synthetic notebook exported --to html with the documented config; its path."""
-    workdir = tmp_path_factory.mktemp("export-html")
+    return export_synthetic(tmp_path_factory, "html")
+
+
+def export_synthetic(tmp_path_factory, to: str) -> Path:
+    """Execute and export the synthetic notebook ``--to`` pdf or html with the documented config;
+    the exported file's path."""
+    workdir = tmp_path_factory.mktemp(f"export-{to}")
     nbformat.write(build_notebook(), workdir / "report.ipynb")
     result = subprocess.run(
         [sys.executable, "-m", "jupyter", "nbconvert", "--config", str(CONFIG),
-         "--to", "html", "--execute", str(workdir / "report.ipynb")],
+         "--to", to, "--execute", str(workdir / "report.ipynb")],
         cwd=ROOT, capture_output=True, text=True, timeout=180,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    return workdir / "report.html"
+    return workdir / f"report.{to}"
 
 
 @pytest.fixture(scope="module")
