@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -104,8 +105,13 @@ def difference(before: np.ndarray, after: np.ndarray, paired: bool) -> dict:
         low = high = diff
         p = 1.0 if diff == 0 else 0.0
     else:
-        result = stats.ttest_rel(b, a) if paired else stats.ttest_ind(b, a, equal_var=False)
-        low, high = result.confidence_interval(1 - LEVEL)
+        with warnings.catch_warnings():
+            # A side whose seeds agree exactly (100 % training accuracy, say) has variance 0, and
+            # SciPy warns of precision loss although Welch's interval is then the other side's
+            # one-sample interval, computed exactly (tests/test_analysis.py checks it).
+            warnings.filterwarnings("ignore", "Precision loss occurred", RuntimeWarning)
+            result = stats.ttest_rel(b, a) if paired else stats.ttest_ind(b, a, equal_var=False)
+            low, high = result.confidence_interval(1 - LEVEL)
         p = float(result.pvalue)
     return dict(test="paired t-test" if paired else "Welch's t-test", diff=diff,
                 ci_low=float(low), ci_high=float(high), p_value=p, mean_before=float(a.mean()),
@@ -175,6 +181,27 @@ def dixon_outlier(values: np.ndarray) -> int | None:
     if max(low, high) <= critical[v.size]:
         return None
     return int(order[0] if low > high else order[-1])
+
+
+def without_seeds_apart(primary: dict, metrics: dict[str, dict[str, np.ndarray]],
+                        apart: dict[str, int | None], seeds: Sequence[int]) -> dict:
+    """Each primary comparison that involves a configuration with a seed standing apart (``apart``:
+    configuration -> index from `dixon_outlier`, or None), computed again without that seed; a
+    paired comparison drops it on both sides. task -> dict(without, seed, **difference)."""
+    out = {}
+    for task, p in primary.items():
+        for key in (p["before"], p["after"]):
+            if apart.get(key) is None:
+                continue
+            drop = apart[key]
+
+            def values(k):
+                v = metrics[k][p["measure"]]
+                return np.delete(v, drop) if k == key or p["paired"] else v
+
+            out[task] = dict(without=key, seed=seeds[drop],
+                             **difference(values(p["before"]), values(p["after"]), p["paired"]))
+    return out
 
 
 def format_p(p: float) -> str:

@@ -74,6 +74,18 @@ def test_paired_difference_is_a_t_test_of_the_per_seed_differences():
     assert (d["ci_low"], d["ci_high"]) == pytest.approx((low, high))
 
 
+def test_welch_difference_against_a_side_without_spread_is_the_one_sample_interval():
+    """100 % training accuracy on every seed: no spread on one side, no warning, and the interval
+    is the other side's one-sample t-interval."""
+    import warnings
+    full, partial = np.ones(5), np.array([0.99665, 0.9963, 0.9947, 0.99475, 0.992])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        d = analysis.difference(full, partial, paired=False)
+    low, high = stats.ttest_1samp(partial - 1.0, 0.0).confidence_interval(0.95)
+    assert (d["ci_low"], d["ci_high"]) == pytest.approx((low, high))
+
+
 def test_difference_without_spread_and_with_too_few_seeds():
     same = analysis.difference([1.0, 1.0], [1.0, 1.0], paired=False)
     assert (same["diff"], same["ci_low"], same["ci_high"], same["p_value"]) == (0.0, 0.0, 0.0, 1.0)
@@ -147,6 +159,21 @@ def test_dixon_flags_only_a_seed_beyond_the_critical_gap():
     assert analysis.dixon_outlier([0.90, 0.91, 0.91, 0.92, 0.99]) == 4
     assert analysis.dixon_outlier([1.0, 1.0, 1.0, 1.0, 1.0]) is None   # no spread: none
     assert analysis.dixon_outlier([1.0, 2.0]) is None                  # too few to say
+
+
+def test_a_seed_apart_is_dropped_from_its_comparisons_only():
+    metrics = {"a": {"best_val_accuracy": np.array([0.90, 0.91, 0.92, 0.91, 0.99])},
+               "b": {"best_val_accuracy": np.array([0.95, 0.96, 0.95, 0.96, 0.95])},
+               "c": {"best_val_accuracy": np.array([0.93, 0.94, 0.93, 0.94, 0.93])}}
+    primary = {"x": dict(before="a", after="b", measure="best_val_accuracy", paired=True),
+               "y": dict(before="a", after="c", measure="best_val_accuracy", paired=False),
+               "z": dict(before="b", after="c", measure="best_val_accuracy", paired=False)}
+    apart = {k: analysis.dixon_outlier(m["best_val_accuracy"]) for k, m in metrics.items()}
+    assert apart == {"a": 4, "b": None, "c": None}
+    again = analysis.without_seeds_apart(primary, metrics, apart, seeds=(0, 1, 2, 3, 4))
+    assert set(again) == {"x", "y"} and again["x"]["without"] == "a" and again["x"]["seed"] == 4
+    assert again["x"]["seeds"] == [4, 4] and again["y"]["seeds"] == [4, 5]   # paired: both sides
+    assert again["y"]["diff"] == pytest.approx(0.934 - 0.91)
 
 
 def test_format_p():

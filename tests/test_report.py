@@ -100,8 +100,10 @@ def test_committed_notebook_holds_a_clean_full_run():
     counts = [c.execution_count for c in nb.cells if c.cell_type == "code"]
     assert counts == list(range(1, len(counts) + 1)), "run it top to bottom in one kernel"
     assert "widgets" not in nb.metadata, "stored widget state"
-    for cell in nb.cells:
+    for i, cell in enumerate(nb.cells):
         assert "execution" not in cell.metadata, "cell timings are run-to-run noise"
+        for output in cell.get("outputs", []):   # a warning names a path of this machine's
+            assert output.get("name") != "stderr", f"cell {i} keeps stderr: {output['text'][:300]}"
     sources = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
     for task in TASKS:
         assert f"### Task {task}" in sources or f"Task {task} " in sources, f"no heading for Task {task}"
