@@ -393,7 +393,7 @@ def difference_table(primary: dict, secondary: dict, tasks: Sequence[str]) -> st
     rows = []
     for task in tasks:
         p = primary[task]
-        name, scale, digits = MEASURES[p["measure"]]
+        _, scale, digits = MEASURES[p["measure"]]
         row = dict(name=f"{p['after']} − {p['before']}" + (" (paired)" if p["paired"] else ""),
                    primary=interval(p, scale, digits),
                    holm=f"{format_p(p['holm_p_value'])[2:].strip()}, {p['verdict']}")

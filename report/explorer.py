@@ -19,6 +19,7 @@ explorer's output carries it too, so that the saved notebook (whose widget view
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import html
 import json
@@ -149,9 +150,11 @@ def start_position(baseline: Run) -> Position:
     return len(hidden), hidden[0]
 
 
+@functools.cache
 def _drawing_code() -> bytes:
     """What the plots are drawn with: the source of report/plots.py and of this module, and the
-    versions of matplotlib and Pillow (an edit to any of them draws every plot anew)."""
+    versions of matplotlib and Pillow (an edit to any of them draws every plot anew). Read once per
+    process: every plot's key needs it, and the drawing code cannot change under a running one."""
     import matplotlib
     import PIL
     from report import plots

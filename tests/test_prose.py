@@ -19,7 +19,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from report.analysis import format_p
+from report.analysis import format_p, signed
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "assignment2.ipynb"
@@ -70,8 +70,9 @@ def quoted_numbers(text: str) -> list[str]:
 # ================================================================================================
 
 def fixed(x: float, digits: int, sign: bool = False) -> str:
-    """'4.27', or with ``sign`` '+4.27' / '−0.07' (a true minus sign, as the prose writes it)."""
-    return (f"{x:+.{digits}f}" if sign else f"{x:.{digits}f}").replace("-", MINUS)
+    """'4.27', or with ``sign`` '+4.27' / '−0.07' (`analysis.signed`: the tables' true minus sign,
+    as the prose writes it too)."""
+    return signed(x, digits) if sign else f"{x:.{digits}f}".replace("-", MINUS)
 
 
 def namespace(results: dict) -> dict:
