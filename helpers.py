@@ -39,7 +39,63 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
+# ================================================================================================
+# One set of kernels on every x86-64 machine (before NumPy loads them)
+# ================================================================================================
+
+#: The OpenBLAS kernel family every number of the report is computed with: AVX2 + FMA, which every
+#: x86-64 processor of the last decade has. Left to itself OpenBLAS picks kernels by processor
+#: (``SkylakeX`` on an AVX-512 one), and through early stopping a last-bit difference in a matrix
+#: product becomes a different run.
+PINNED_BLAS_CORE = "Haswell"
+#: NumPy's own dispatch group that is switched off for the same reason: on AVX-512 processors
+#: NumPy's float64 ``exp`` and ``log`` take AVX-512 code whose last bits differ from the AVX2 code.
+NUMPY_DISABLED_GROUP = "X86_V4"
+_AVX512_GROUP = {"avx512f", "avx512cd", "avx512vl", "avx512bw", "avx512dq"}   # what X86_V4 needs
+
+
+def cpu_flags() -> set[str] | None:
+    """The processor's feature flags as Linux lists them (``/proc/cpuinfo``), or None elsewhere."""
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return None
+
+
+def pinned_kernels(machine: str, flags: set[str] | None) -> dict[str, str]:
+    """The environment variables that give a processor of this kind (``platform.machine()``) and
+    these flags (None: unknown) the report's kernels: ``OPENBLAS_CORETYPE`` on any x86-64 with
+    AVX2 and FMA (assumed where the flags are unknown), ``NPY_DISABLE_CPU_FEATURES`` where NumPy
+    would otherwise dispatch to AVX-512 code. Elsewhere (ARM, another BLAS) nothing can be pinned."""
+    if machine.lower() not in ("x86_64", "amd64"):
+        return {}
+    pins = {}
+    if flags is None or {"avx2", "fma"} <= flags:
+        pins["OPENBLAS_CORETYPE"] = PINNED_BLAS_CORE
+    if flags is not None and _AVX512_GROUP <= flags:
+        pins["NPY_DISABLE_CPU_FEATURES"] = NUMPY_DISABLED_GROUP
+    return pins
+
+
+def pin_kernels(environ=os.environ) -> dict[str, str]:
+    """Set `pinned_kernels` in ``environ`` where it is not set already (a value the user set, for
+    example because other kernels are wrong on their machine, is respected). It takes effect in a
+    process that has not loaded NumPy yet, and in every process started from it (the report's
+    workers, the notebook's kernel). Returns what it set."""
+    import platform
+    pins = {k: v for k, v in pinned_kernels(platform.machine(), cpu_flags()).items() if k not in environ}
+    environ.update(pins)
+    return pins
+
+
+_NUMPY_LOADED_FIRST = "numpy" in __import__("sys").modules   # then too late to pin this process
+if not _NUMPY_LOADED_FIRST:
+    pin_kernels()
+import numpy as np  # noqa: E402  (after pin_kernels: OpenBLAS reads its kernel family as it loads)
 
 PROJECT_DIR = Path(__file__).resolve().parent
 
@@ -375,6 +431,15 @@ def blas_core() -> str:
 
 #: This process's OpenBLAS kernel family (see `blas_core`); fixed for the life of the process.
 BLAS_CORE = blas_core()
+if _NUMPY_LOADED_FIRST and BLAS_CORE and "OPENBLAS_CORETYPE" not in os.environ:
+    # NumPy came first, with the kernels the processor picked: the processes this one starts (the
+    # report's workers) get the same, so that its runs agree with what this process computes.
+    os.environ["OPENBLAS_CORETYPE"] = BLAS_CORE
+    if BLAS_CORE != PINNED_BLAS_CORE:
+        warnings.warn(f"NumPy was imported before helpers, and OpenBLAS runs its {BLAS_CORE} "
+                      f"kernels, not the report's {PINNED_BLAS_CORE}: numbers may differ from the "
+                      "committed report. Import helpers (or report) before NumPy, or set "
+                      f"OPENBLAS_CORETYPE={PINNED_BLAS_CORE} before starting Python.", stacklevel=2)
 #: Kernel families whose small-matrix kernel (for products of at most SMALL_PRODUCT
 #: multiply-adds) beats the general one on a training step's products: OpenBLAS's AVX-512 kernels.
 #: On its AVX2 kernels ('Haswell', also what AMD Zen gets) blocking was 10-30% slower.

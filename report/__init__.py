@@ -9,3 +9,5 @@
 
 The engine, ``helpers.py``, imports nothing of this package.
 """
+
+import helpers  # noqa: F401,E402  (first: it pins OpenBLAS's and NumPy's kernels before NumPy loads)

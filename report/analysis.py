@@ -28,8 +28,10 @@ from report.experiments import Run, single_threaded_blas
 # Analysis: seed statistics, tables, initialisation statistics, errors of the best network
 # ================================================================================================
 
-#: The level of the primary comparisons' tests (two-sided, after Holm's correction), and the
-#: coverage of every confidence interval.
+#: The chance of any false verdict among the primary comparisons together (two-sided tests). With
+#: Bonferroni's correction each of the M comparisons is tested at LEVEL / M and its interval has
+#: coverage 1 - LEVEL / M, so that a verdict is given exactly when its interval excludes zero. The
+#: other differences are estimates with plain 1 - LEVEL (95 %) intervals.
 LEVEL = 0.05
 #: The primary measure: validation accuracy of the weights early stopping keeps (the network the
 #: protocol delivers), compared across seeds.
@@ -46,12 +48,9 @@ def run_metrics(history: History) -> dict[str, float]:
     after one epoch (convergence speed); overfit_rise = end_val_loss - best_val_loss (how far the
     validation loss climbed after the best check); accuracy_gain = end_val_accuracy -
     best_val_accuracy (what validation accuracy did meanwhile); best_gap = best_train_accuracy -
-    best_val_accuracy (the generalisation gap of the kept weights); loss_rises, the number of
-    checks at which the loss on the whole training set rose by more than 10 % over the check
-    before (jumps in the training loss)."""
+    best_val_accuracy (the generalisation gap of the kept weights)."""
     h = history
     after_one = int(np.searchsorted(h.check_steps, h.config.steps_per_epoch))
-    train_loss = h.check_train_loss
     return dict(best_val_loss=h.best["val_loss"], best_val_accuracy=h.best["val_accuracy"],
                 best_train_accuracy=h.best["train_accuracy"], best_epoch=h.best["epoch"],
                 end_val_loss=h.last["val_loss"], end_val_accuracy=h.last["val_accuracy"],
@@ -59,8 +58,7 @@ def run_metrics(history: History) -> dict[str, float]:
                 val_loss_epoch1=float(h.val_loss[min(after_one, h.val_loss.size - 1)]),
                 overfit_rise=h.last["val_loss"] - h.best["val_loss"],
                 accuracy_gain=h.last["val_accuracy"] - h.best["val_accuracy"],
-                best_gap=h.best["train_accuracy"] - h.best["val_accuracy"],
-                loss_rises=float(np.sum(train_loss[1:] > 1.1 * train_loss[:-1])))
+                best_gap=h.best["train_accuracy"] - h.best["val_accuracy"])
 
 
 def seed_metrics(runs: Sequence[Run]) -> dict[str, np.ndarray]:
@@ -84,13 +82,13 @@ def seeds_shared(before: TrainConfig, after: TrainConfig) -> bool:
             and before.train_size == after.train_size and before.batch_size == after.batch_size)
 
 
-def difference(before: np.ndarray, after: np.ndarray, paired: bool) -> dict:
-    """``after - before``: the difference of the means over seeds, its 95 % confidence interval
-    and a two-sided p-value, by Student's paired t-test on the per-seed differences (``paired``:
+def difference(before: np.ndarray, after: np.ndarray, paired: bool, level: float = LEVEL) -> dict:
+    """``after - before``: the difference of the means over seeds, its confidence interval of
+    coverage ``1 - level`` (95 % by default) and a two-sided p-value, by Student's paired t-test on the per-seed differences (``paired``:
     the seeds' runs share weights and batches) or else Welch's t-test (no equal-variance
     assumption), both as SciPy computes them.
 
-    Returns: dict(test, diff, ci_low, ci_high, p_value, mean_before, mean_after, seeds).
+    Returns: dict(test, diff, ci_low, ci_high, confidence, p_value, mean_before, mean_after, seeds).
     Raises ValueError for fewer than 2 seeds a side, or unequal seeds when paired."""
     from scipy import stats
     a, b = np.asarray(before, dtype=np.float64), np.asarray(after, dtype=np.float64)
@@ -111,44 +109,38 @@ def difference(before: np.ndarray, after: np.ndarray, paired: bool) -> dict:
             # one-sample interval, computed exactly (tests/test_analysis.py checks it).
             warnings.filterwarnings("ignore", "Precision loss occurred", RuntimeWarning)
             result = stats.ttest_rel(b, a) if paired else stats.ttest_ind(b, a, equal_var=False)
-            low, high = result.confidence_interval(1 - LEVEL)
+            low, high = result.confidence_interval(1 - level)
         p = float(result.pvalue)
     return dict(test="paired t-test" if paired else "Welch's t-test", diff=diff,
-                ci_low=float(low), ci_high=float(high), p_value=p, mean_before=float(a.mean()),
+                ci_low=float(low), ci_high=float(high), confidence=1 - level, p_value=p,
+                mean_before=float(a.mean()),
                 mean_after=float(b.mean()), seeds=[int(a.size), int(b.size)])
 
 
-def holm(p_values: Sequence[float]) -> np.ndarray:
-    """Holm's step-down adjustment of p-values for testing them all at once (controls the chance
-    of any false difference among them): float64 (M,), in the input's order."""
-    p = np.asarray(p_values, dtype=np.float64)
-    order = np.argsort(p, kind="stable")
-    adjusted = np.maximum.accumulate((p.size - np.arange(p.size)) * p[order])
-    out = np.empty_like(p)
-    out[order] = np.minimum(adjusted, 1.0)
-    return out
+def verdict(d: dict) -> str:
+    """'higher' or 'lower' when a difference's interval excludes zero, else 'no difference shown'."""
+    return "higher" if d["ci_low"] > 0 else "lower" if d["ci_high"] < 0 else "no difference shown"
 
 
 def primary_comparisons(metrics: dict[str, dict[str, np.ndarray]], configs: dict[str, TrainConfig],
                         pairs: dict[str, tuple[str, str]], measure: str = PRIMARY_MEASURE) -> dict:
-    """The report's primary comparisons, one per task question, as one family: for each task,
-    `difference` of ``measure`` (after - before, paired where `seeds_shared`), its Holm-adjusted
-    p-value over the family and the verdict it allows: 'higher' or 'lower' when the adjusted p is
-    below LEVEL, else 'no difference shown'.
+    """The report's primary comparisons, one per task question, as one family with Bonferroni's
+    correction: for each of the M tasks, `difference` of ``measure`` (after - before, paired where
+    `seeds_shared`) with an interval of coverage 1 - LEVEL / M, the p-value times M (at most 1),
+    and the `verdict` of that interval, which is 'higher' or 'lower' exactly when the adjusted
+    p-value is below LEVEL (the interval and the test are the same t-test's).
 
     Args:
         metrics: configuration -> `seed_metrics`; configs: configuration -> TrainConfig.
         pairs: task -> (before, after), e.g. {"3a": ("2c", "3a"), ...}.
-    Returns: task -> dict(before, after, measure, paired, holm_p_value, verdict, **difference)."""
+    Returns: task -> dict(before, after, measure, paired, adjusted_p_value, verdict, **difference)."""
     out = {}
     for task, (before, after) in pairs.items():
         paired = seeds_shared(configs[before], configs[after])
-        out[task] = dict(before=before, after=after, measure=measure, paired=paired,
-                         **difference(metrics[before][measure], metrics[after][measure], paired))
-    for record, p in zip(out.values(), holm([r["p_value"] for r in out.values()])):
-        record["holm_p_value"] = float(p)
-        record["verdict"] = (("higher" if record["diff"] > 0 else "lower") if p < LEVEL
-                             else "no difference shown")
+        d = difference(metrics[before][measure], metrics[after][measure], paired,
+                       level=LEVEL / len(pairs))
+        out[task] = dict(before=before, after=after, measure=measure, paired=paired, **d,
+                         adjusted_p_value=min(1.0, d["p_value"] * len(pairs)), verdict=verdict(d))
     return out
 
 
@@ -163,44 +155,6 @@ def secondary_differences(metrics: dict[str, dict[str, np.ndarray]], configs: di
         d = difference(metrics[before][m], metrics[after][m], paired)
         del d["p_value"]
         out[m] = d
-    return out
-
-
-def dixon_outlier(values: np.ndarray) -> int | None:
-    """The index of a seed that stands apart from the others, by Dixon's Q test at 95 %
-    (3 to 7 values: the gap between the most extreme value and its neighbour, over the range,
-    above the tabled critical Q), or None. The report shows comparisons with such a seed both
-    with and without it; it never changes the test."""
-    critical = {3: 0.970, 4: 0.829, 5: 0.710, 6: 0.625, 7: 0.568}   # Rorabacher (1991), 95 %
-    v = np.asarray(values, dtype=np.float64)
-    if v.size not in critical or np.ptp(v) == 0:
-        return None
-    order = np.argsort(v, kind="stable")
-    s = v[order]
-    low, high = (s[1] - s[0]) / np.ptp(v), (s[-1] - s[-2]) / np.ptp(v)
-    if max(low, high) <= critical[v.size]:
-        return None
-    return int(order[0] if low > high else order[-1])
-
-
-def without_seeds_apart(primary: dict, metrics: dict[str, dict[str, np.ndarray]],
-                        apart: dict[str, int | None], seeds: Sequence[int]) -> dict:
-    """Each primary comparison that involves a configuration with a seed standing apart (``apart``:
-    configuration -> index from `dixon_outlier`, or None), computed again without that seed; a
-    paired comparison drops it on both sides. task -> dict(without, seed, **difference)."""
-    out = {}
-    for task, p in primary.items():
-        for key in (p["before"], p["after"]):
-            if apart.get(key) is None:
-                continue
-            drop = apart[key]
-
-            def values(k):
-                v = metrics[k][p["measure"]]
-                return np.delete(v, drop) if k == key or p["paired"] else v
-
-            out[task] = dict(without=key, seed=seeds[drop],
-                             **difference(values(p["before"]), values(p["after"]), p["paired"]))
     return out
 
 
@@ -379,7 +333,6 @@ MEASURES = {
     "val_loss_epoch1": ("val. loss after one epoch", 1, 3),
     "best_gap": ("kept: train. − val. accuracy", 100, 2),
     "overfit_rise": ("val. loss rise after the best check", 1, 3),
-    "loss_rises": ("training-loss jumps (checks)", 1, 1),
 }
 #: The columns of `difference_table` after the primary one.
 DIFFERENCE_COLUMNS = ("best_val_loss", "best_train_accuracy", "end_val_accuracy", "best_epoch")
@@ -388,22 +341,23 @@ DIFFERENCE_COLUMNS = ("best_val_loss", "best_train_accuracy", "end_val_accuracy"
 def difference_table(primary: dict, secondary: dict, tasks: Sequence[str]) -> str:
     """Markdown table of a task family's comparisons, one row per task: the primary difference
     (validation accuracy of the kept weights, later minus earlier configuration, in points) with
-    its 95 % interval, its Holm-adjusted p-value and verdict, then the other measures'
-    differences with their intervals (``secondary[task][measure]``, read as estimates)."""
+    its Bonferroni interval, p-value and verdict, then the other measures' differences with their
+    95 % intervals (``secondary[task][measure]``, read as estimates)."""
     rows = []
     for task in tasks:
         p = primary[task]
         _, scale, digits = MEASURES[p["measure"]]
         row = dict(name=f"{p['after']} − {p['before']}" + (" (paired)" if p["paired"] else ""),
                    primary=interval(p, scale, digits),
-                   holm=f"{format_p(p['holm_p_value'])[2:].strip()}, {p['verdict']}")
+                   verdict=f"{p['verdict']} ({format_p(p['adjusted_p_value'])})")
         for measure in DIFFERENCE_COLUMNS:
             _, scale, digits = MEASURES[measure]
             row[measure] = interval(secondary[task][measure], scale, digits)
         rows.append(row)
-    columns = dict(name="comparison", primary=MEASURES[PRIMARY_MEASURE][0] + " (primary)",
-                   holm="Holm-adjusted p")
-    columns.update({m: MEASURES[m][0] for m in DIFFERENCE_COLUMNS})
+    level = f"{100 * primary[tasks[0]]['confidence']:.1f} %"
+    columns = dict(name="comparison", primary=f"{MEASURES[PRIMARY_MEASURE][0]} [{level} CI]",
+                   verdict="verdict (adjusted p)")
+    columns.update({m: f"{MEASURES[m][0]} [95 % CI]" for m in DIFFERENCE_COLUMNS})
     return markdown_table(rows, columns)
 
 

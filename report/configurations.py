@@ -67,13 +67,14 @@ RUN_NAMES = {
     "4e-lr": "4e at learning rate 0.005",
 }
 
-#: The primary comparisons, one per question of Tasks 3 and 4, fixed before any run was read:
+#: The primary comparisons, one per question of Tasks 3 and 4, each the change the question asks
+#: about (chosen after earlier runs of every configuration had been seen; see the README):
 #: task -> (the configuration it starts from, the one it asks about).
 PRIMARY_COMPARISONS = {"3a": ("2c", "3a"), "3b": ("3a", "3b"), "3c": ("3b", "3c"),
                        "4a": ("3c", "4a"), "4b": ("3c", "4b"), "4d": ("3c", "4d"),
                        "4e": ("3c", "4e")}
-#: Task 4e's follow-up: the ten-layer network at a quarter of the learning rate, to test whether
-#: the learning rate causes the jumps in its training loss.
+#: Task 4e's follow-up: the ten-layer network at a quarter of the learning rate, to see how much
+#: of its shortfall a smaller step recovers.
 SLOW_DEEP_LEARNING_RATE = 0.005
 
 

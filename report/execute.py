@@ -7,8 +7,12 @@ nbclient the same way (no cell timings, no widget state, a cell timeout) and pri
 which section and cell it is in, the training progress the notebook shows (runs done of total, the
 current runs' epochs), a heartbeat whenever nothing else was printed for a few seconds, and one
 summary line at the end. The saved notebook gets none of this: only the outputs the cells leave,
-with the explorer saved as its static view (`static_widgets`). On an error or Ctrl-C the notebook
-on disk is left as it was.
+with the explorer saved as its static view (`static_widgets`), and its prose re-rendered from the
+run's results.json (`report.prose`: the numbers and verdict words it quotes). On an error, a cell
+whose prose was edited by hand, or Ctrl-C, the notebook on disk is left as it was.
+
+The kernel computes with the kernels `helpers` pins (imported here first, so the kernel inherits
+``OPENBLAS_CORETYPE`` and ``NPY_DISABLE_CPU_FEATURES``).
 
 Ctrl-C interrupts the kernel (as Jupyter's stop button does: the training stops within a second
 and keeps its finished runs in the cache), runs no further cell, shuts the kernel down and exits
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import re
 import signal
 import sys
@@ -26,10 +31,14 @@ import threading
 import time
 from pathlib import Path
 
+import helpers  # noqa: F401  (first: it pins the kernels, and the kernel inherits the pins)
 import nbformat
 from jupyter_core.utils import ensure_async
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
+
+from report import prose
+from report.configurations import report_settings
 
 PROGRESS_EVERY = 3.0    # seconds between two training-progress lines
 HEARTBEAT_AFTER = 8.0   # seconds of silence before a "still running" line
@@ -182,6 +191,9 @@ def execute(path: Path, timeout: int) -> str:
     """Run the notebook at ``path`` in place (its folder as the working directory); returns the
     one-line summary. Raises (leaving the file untouched) if a cell fails or on Ctrl-C."""
     nb = nbformat.read(path, as_version=4)
+    settings = report_settings()
+    results_path = settings.figure_dir / "results.json"
+    before = json.loads(results_path.read_text()) if results_path.is_file() else None
     with Terminal() as terminal:
         terminal.say(f"executing {path.name} ({sum(c.cell_type == 'code' for c in nb.cells)} "
                      f"code cells); Ctrl-C stops it and leaves the file as it was")
@@ -199,6 +211,14 @@ def execute(path: Path, timeout: int) -> str:
         if client.interrupted:       # after the last cell had started
             raise KeyboardInterrupt
         static_widgets(nb)
+        if settings.quick:
+            terminal.say("quick mode: the prose keeps the numbers it quotes (from the full report)")
+        else:
+            new = json.loads(results_path.read_text())
+            changed = prose.rerender(nb, new, [before, prose.committed_results(results_path)])
+            env = new.get("environment", {})
+            terminal.say(f"prose: {changed} Markdown cells re-rendered from {results_path.name} "
+                         f"(OpenBLAS {env.get('blas_core') or '?'} kernels)")
         nbformat.write(nb, path)
         seconds = time.monotonic() - terminal.start
         runs = f"; {client.summary}" if client.summary else ""
@@ -219,6 +239,9 @@ def main(argv: list[str] | None = None) -> int:
         execute(args.notebook.resolve(), args.timeout)
     except CellExecutionError as err:
         print(f"\nA cell failed; {args.notebook} was not changed.\n{err}", file=sys.stderr)
+        return 1
+    except prose.ProseEdited as err:
+        print(f"\n{err}\n{args.notebook} was not changed.", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"\nInterrupted; {args.notebook} was not changed. Runs that finished are in the "

@@ -58,6 +58,18 @@ def engine_version(engine: str | os.PathLike = helpers.__file__,
 CODE_VERSION = engine_version()  # part of every cache key
 
 
+def environment() -> dict:
+    """What fixes the report's last bits besides its code and data, as this process has it: the
+    OpenBLAS kernel family read back from OpenBLAS (`helpers.blas_core`), the code NumPy's float64
+    ``exp`` dispatches to (its AVX-512 and AVX2 code differ in the last bit), the NumPy and OpenBLAS
+    versions. Recorded in results.json; the worker processes check that they compute the same."""
+    from numpy.lib.introspect import opt_func_info
+    blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+    dispatch = opt_func_info(func_name="^exp$", signature="float64")["exp"]["dd"]["current"]
+    return dict(blas_core=helpers.BLAS_CORE, numpy_dispatch=dispatch, numpy=np.__version__,
+                blas=f"{blas.get('name', '?')} {blas.get('version', '?')}")
+
+
 def default_cache_dir() -> Path:
     """``$A2_CACHE_DIR``, else ``<project>/cache`` (git-ignored)."""
     return Path(os.environ.get("A2_CACHE_DIR") or PROJECT_DIR / "cache")
@@ -206,7 +218,7 @@ def _die_with_parent(parent: int) -> None:
 
 
 def _worker_main(parent: int, source: str | Dataset, fingerprint: str, cache_dir: str,
-                 use_cache: bool, tasks, events) -> None:
+                 use_cache: bool, tasks, events, expected_environment: dict) -> None:
     """A worker process: train each (index, config) from ``tasks`` until None, putting
     ("progress", Progress), ("done", index, Run) or ("error", index, text) on ``events``.
     ``source`` is the MNIST folder to load the data from, or the data itself.
@@ -220,6 +232,11 @@ def _worker_main(parent: int, source: str | Dataset, fingerprint: str, cache_dir
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     _die_with_parent(parent)
     try:
+        if environment() != expected_environment:
+            raise RuntimeError(f"this worker computes with {environment()}, the process that "
+                               f"started it with {expected_environment}: their runs would differ. "
+                               "Start Python with the same OPENBLAS_CORETYPE and "
+                               "NPY_DISABLE_CPU_FEATURES for both")
         data = source if isinstance(source, Dataset) else prepare_data(
             *load_mnist(source, download=False))
         if data_fingerprint(data) != fingerprint:
@@ -262,7 +279,7 @@ class _Workers:
         self.tasks, self.events = ctx.Queue(), ctx.Queue()
         self.procs = [ctx.Process(target=_worker_main, daemon=True,
                                   args=(os.getpid(), source, fingerprint, cache_dir,
-                                        use_cache, self.tasks, self.events))
+                                        use_cache, self.tasks, self.events, environment()))
                       for _ in range(processes)]
         self.started: list = []
 

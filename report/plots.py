@@ -39,14 +39,19 @@ def moving_average(x: np.ndarray, window: int) -> np.ndarray:
     return (c[end] - c[start]) / (end - start)
 
 
-def show_figure(fig: Figure, name: str, folder: str | os.PathLike | None = None) -> None:
+def show_figure(fig: Figure, name: str, folder: str | os.PathLike | None = None, *,
+                alt: str) -> None:
     """Save ``fig`` (see `save_figure`) and display it in the notebook as PNG (screen) and vector
     PDF (the exported report), both rendered here with fixed metadata: no creation date, so a
-    rerun stores the same bytes."""
+    rerun stores the same bytes. ``alt`` says what the figure shows, for a reader who cannot see
+    it: it is the output's ``alt`` metadata (the image's alt text in the HTML export) and its
+    plain-text form."""
     from IPython.display import display
+    if not alt.strip():
+        raise ValueError(f"figure {name!r}: give it an alt text saying what it shows")
     save_figure(fig, name, folder)
     display({"image/png": figure_bytes(fig, "png"), "application/pdf": figure_bytes(fig, "pdf"),
-             "text/plain": f"<Figure {name}>"}, raw=True)
+             "text/plain": alt}, metadata={"image/png": {"alt": alt}}, raw=True)
 
 
 def figure_bytes(fig: Figure, fmt: str, dpi: int | None = None) -> bytes:
@@ -77,12 +82,53 @@ def save_figure(fig: Figure, name: str, folder: str | os.PathLike | None = None)
     return paths
 
 
+#: Legend text size in points before the PDF scales a figure down (a two-panel figure prints at
+#: about 0.77 of its size: 9 pt becomes about 7 pt).
+LEGEND_SIZE = 9
+#: Every legend of a data figure sits outside its panels, below them: it can cover no curve.
+LEGEND_KW = dict(loc="outside lower center", frameon=False, fontsize=LEGEND_SIZE,
+                 handlelength=2.0, columnspacing=1.6)
+
+
 def _figure(ncols: int = 1, nrows: int = 1, width: float = 6.4,
             height: float = 3.6, **kw) -> tuple[Figure, np.ndarray]:
     """A constrained-layout Figure, drawn at 0.7 of the nominal size in inches so that its text
     stays legible when the PDF scales it to the page width; 100 dpi inline (files: 150 dpi)."""
     fig = Figure(figsize=(0.7 * width, 0.7 * height), layout="constrained", dpi=100)
     return fig, fig.subplots(nrows, ncols, squeeze=False, **kw).ravel()
+
+
+def _legend_columns(labels: Sequence[str], width_inches: float, size: float = LEGEND_SIZE) -> int:
+    """The most columns (at most one per label) whose estimated width fits ``width_inches``: a
+    label is taken as 0.62 em per character, plus the handle and the spacing (4 em)."""
+    em = size / 72.0
+    for ncol in range(len(labels), 1, -1):
+        rows = -(-len(labels) // ncol)
+        columns = [labels[j * rows:(j + 1) * rows] for j in range(ncol)]
+        width = sum(max((len(s) for s in col), default=0) * 0.62 * em + 4.0 * em
+                    for col in columns if col)
+        if width <= width_inches:
+            return ncol
+    return 1
+
+
+def _legend_below(fig: Figure, groups: Sequence[Sequence[tuple]], **kw) -> None:
+    """One legend for the whole figure, below its panels (matplotlib's "outside lower center":
+    constrained layout makes room for it, so it covers no data). ``groups``: lists of
+    (handle, label); each group starts a new row, and entries read row by row."""
+    width = fig.get_figwidth()
+    ncol = min(_legend_columns([label for _, label in group], width) for group in groups)
+    ncol = max(1, min(ncol, max(len(g) for g in groups)))
+    from matplotlib.lines import Line2D
+    rows = []
+    for group in groups:
+        group = list(group)
+        while len(group) % ncol:
+            group.append((Line2D([], [], alpha=0.0), ""))
+        rows += [group[i:i + ncol] for i in range(0, len(group), ncol)]
+    # matplotlib fills a legend column by column: reorder so that it reads row by row
+    ordered = [rows[r][c] for c in range(ncol) for r in range(len(rows))]
+    fig.legend([h for h, _ in ordered], [s for _, s in ordered], ncol=ncol, **{**LEGEND_KW, **kw})
 
 
 def _epoch_axis(ax, steps_per_epoch: int) -> None:
@@ -115,6 +161,31 @@ def _zoom(ax, curves: Iterable[np.ndarray], pad: float = 0.08, skip: float = 0.1
                     hi + pad * span if upper is None else upper)
 
 
+def _log_axis(ax, curves: Iterable[np.ndarray], pad: float = 1.12) -> None:
+    """A log-scale y-axis that holds every positive value of ``curves`` (from the first check on,
+    so the whole initial fall shows), with plain-number tick labels (0.1, 0.2, 0.5, 1, 2, ...;
+    powers of ten when the range spans more than 2.6 decades): on a log scale equal ratios look
+    equal, so the later, small losses stay readable."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+    values = np.concatenate([np.asarray(c, dtype=np.float64).ravel() for c in curves])
+    values = values[np.isfinite(values) & (values > 0)]
+    ax.set_yscale("log")
+    if not values.size:
+        return
+    lo, hi = values.min() / pad, values.max() * pad
+    decades = np.log10(hi / lo)
+    subs = (1.0, 2.0, 5.0) if decades <= 2.6 else (1.0,)
+    if decades < 0.9:
+        subs = (1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 7.0)
+    ax.set_ylim(lo, hi)
+    ax.yaxis.set_major_locator(LogLocator(base=10, subs=subs))
+    ax.yaxis.set_minor_locator(LogLocator(base=10, subs=np.arange(1.0, 10.0)))
+    ax.yaxis.set_minor_formatter(NullFormatter())
+    plain = decades <= 2.6 and lo >= 1e-3 and hi < 1e4
+    ax.yaxis.set_major_formatter(FuncFormatter(
+        lambda v, _: f"{v:g}" if plain else f"$10^{{{np.log10(v):.0f}}}$"))
+
+
 def _smoothed_train_loss(history: History, window: int | None = None):
     """(steps, training loss averaged over ``window`` steps), thinned to every window/5-th step:
     the smoothed curve loses nothing visible and the figures stay small."""
@@ -124,38 +195,46 @@ def _smoothed_train_loss(history: History, window: int | None = None):
     return steps[keep], moving_average(history.train_loss, window)[keep]
 
 
+#: The best check's dot: the bold curve's colour with a white rim, drawn above every line.
+BEST_DOT = dict(marker="o", ms=5.5, mec="white", mew=0.8, ls="none", zorder=5)
+
+
 def plot_training(history: History, title: str = "") -> Figure:
-    """One run: loss (left) and accuracy (right) against gradient steps.
+    """One run: loss (left, log scale) and accuracy (right) against gradient steps, epochs on top.
 
     Training loss is the mini-batch loss averaged over the steps between two checks (125), the
-    other curves are measured at each check; the dotted line marks the check with the lowest
-    validation loss, whose weights early stopping keeps."""
-    fig, (ax_loss, ax_acc) = _figure(2, width=10, height=3.9)
+    validation loss is measured at each check from check 0 (the initial weights) on, so the loss
+    axis shows the whole fall. The accuracy axis is zoomed on the part after the first tenth of
+    training (up to 1). The dotted line and the dots mark the check with the lowest validation
+    loss, whose weights early stopping keeps. One legend, below the panels."""
+    from matplotlib.lines import Line2D
+    fig, (ax_loss, ax_acc) = _figure(2, width=10, height=4.5)
+    train_color, val_color = "#1f77b4", "#d62728"
     steps, smooth = _smoothed_train_loss(history)
     window = history.config.steps_per_check or 1
-    ax_loss.plot(steps, smooth, color="#1f77b4", lw=1.2,
-                 label=f"training (mean of {window} batches)")
-    ax_loss.plot(history.check_steps, history.val_loss, color="#d62728", lw=1.4,
-                 label="validation")
-    ax_acc.plot(history.check_steps, history.train_accuracy, color="#1f77b4", lw=1.4,
-                label="training (whole set)")
-    ax_acc.plot(history.check_steps, history.val_accuracy, color="#d62728", lw=1.4,
-                label="validation")
+    ax_loss.plot(steps, smooth, color=train_color, lw=1.2)
+    ax_loss.plot(history.check_steps, history.val_loss, color=val_color, lw=1.4)
+    ax_acc.plot(history.check_steps, history.train_accuracy, color=train_color, lw=1.4)
+    ax_acc.plot(history.check_steps, history.val_accuracy, color=val_color, lw=1.4)
     best = history.best
     for ax in (ax_loss, ax_acc):
-        ax.axvline(best["step"], color="k", ls=":", lw=1,
-                   label=f"best check (step {best['step']})")
+        ax.axvline(best["step"], color="k", ls=":", lw=1)
         _steps_axis(ax)
         ax.grid(alpha=0.3)
         _epoch_axis(ax, history.config.steps_per_epoch)
-    ax_loss.plot(best["step"], best["val_loss"], "o", color="#d62728")
-    ax_acc.plot(best["step"], best["val_accuracy"], "o", color="#d62728")
-    _zoom(ax_loss, [smooth, history.val_loss], lower=0.0)
+    ax_loss.plot(best["step"], best["val_loss"], color=val_color, **BEST_DOT)
+    ax_acc.plot(best["step"], best["val_accuracy"], color=val_color, **BEST_DOT)
+    _log_axis(ax_loss, [smooth, history.val_loss])
     _zoom(ax_acc, [history.train_accuracy, history.val_accuracy], upper=1.0)
-    ax_loss.set_ylabel("cross-entropy loss")
+    ax_loss.set_ylabel("cross-entropy loss (log scale)")
     ax_acc.set_ylabel("accuracy")
-    ax_loss.legend(fontsize=8)
-    ax_acc.legend(fontsize=8, loc="lower right")
+    epoch = best["step"] / history.config.steps_per_epoch
+    _legend_below(fig, [[
+        (Line2D([], [], color=train_color, lw=1.4),
+         f"training (loss: mean of {window} batches; accuracy: whole set)"),
+        (Line2D([], [], color=val_color, lw=1.4), "validation"),
+        (Line2D([], [], color="k", ls=":", lw=1, marker="o", mfc=val_color, mec="white", ms=5.5),
+         f"best check, step {best['step']} (epoch {epoch:.1f}): the kept weights")]])
     if title:
         fig.suptitle(title)
     return fig
@@ -164,18 +243,23 @@ def plot_training(history: History, title: str = "") -> Figure:
 def plot_comparison(runs: dict[str, Sequence[Run]], metrics: Sequence[str] = ("loss",),
                     names: dict[str, str] | None = None, title: str = "") -> Figure:
     """Several configurations side by side: one row per metric, training (left) and validation
-    (right) curves against gradient steps.
+    (right) curves against gradient steps, one legend for all panels below them.
 
     Args:
         runs: key -> that configuration's runs over seeds; the first seed is drawn bold, the
             others thin, so the spread between seeds is visible. A dot marks each bold run's
             best check (the weights early stopping keeps).
-        metrics: rows, each "loss" (training loss averaged over the steps between checks) or
-            "accuracy" (training accuracy on the whole training set).
+        metrics: rows, each "loss" (training loss averaged over the steps between checks;
+            validation loss) on a log scale from the first check on, or "accuracy" (training
+            accuracy on the whole training set; validation accuracy), zoomed on the part after
+            the first tenth of training, up to 1. The two panels of a row share their y-axis.
     """
+    from matplotlib.lines import Line2D
     names = names or RUN_NAMES
-    fig, axes = _figure(2, len(metrics), width=10, height=3.9 * len(metrics))
-    window = next(iter(runs.values()))[0].config.steps_per_check
+    fig, axes = _figure(2, len(metrics), width=10, height=0.4 + 3.5 * len(metrics))
+    first = next(iter(runs.values()))[0].config
+    window = first.steps_per_check
+    seeds_drawn = max(len(s) for s in runs.values())
     for row, metric in enumerate(metrics):
         ax_train, ax_val = axes[2 * row], axes[2 * row + 1]
         ax_val.sharey(ax_train)
@@ -185,8 +269,7 @@ def plot_comparison(runs: dict[str, Sequence[Run]], metrics: Sequence[str] = ("l
             for n, run in enumerate(seeds):
                 h = run.history
                 style = dict(color=color, lw=1.4 if n == 0 else 0.6,
-                             alpha=1.0 if n == 0 else 0.45,
-                             label=names.get(key, key) if n == 0 else None)
+                             alpha=1.0 if n == 0 else 0.45, zorder=3 if n == 0 else 2)
                 if metric == "loss":
                     train_x, train_y = _smoothed_train_loss(h)
                     val_y = h.val_loss
@@ -196,95 +279,127 @@ def plot_comparison(runs: dict[str, Sequence[Run]], metrics: Sequence[str] = ("l
                 ax_val.plot(h.check_steps, val_y, **style)
                 if n == 0:
                     ax_val.plot(h.best["step"], h.best["val_loss" if metric == "loss"
-                                                       else "val_accuracy"], "o", color=color,
-                                ms=4)
+                                                       else "val_accuracy"], color=color,
+                                **BEST_DOT)
                 curves += [train_y, val_y]
         ax_train.set_title(f"training {metric}" + (f" (mean of {window} batches)"
                                                    if metric == "loss" else " (whole set)"),
                            fontsize=10)
-        ax_val.set_title(f"validation {metric} (dot: best check)", fontsize=10)
+        ax_val.set_title(f"validation {metric}", fontsize=10)
         for ax in (ax_train, ax_val):
             _steps_axis(ax)
             ax.grid(alpha=0.3)
-        ax_train.set_ylabel("cross-entropy loss" if metric == "loss" else "accuracy")
         if metric == "loss":
-            _zoom(ax_train, curves, lower=0.0)
+            _log_axis(ax_train, curves)
+            ax_train.set_ylabel("loss (log scale)")
         else:
             _zoom(ax_train, curves, upper=1.0)
-        ax_val.legend(fontsize=8, loc="upper right" if metric == "loss" else "lower right")
+            ax_train.set_ylabel("accuracy")
+    configs = [(Line2D([], [], color=RUN_COLORS.get(k, "k"), lw=1.4), names.get(k, k))
+               for k in runs]
+    styles = [(Line2D([], [], color="0.35", lw=1.4, marker="o", mfc="0.35", mec="white",
+                      ms=5.5), "seed 0 (dot: its best check)")]
+    if seeds_drawn > 1:
+        styles.append((Line2D([], [], color="0.35", lw=0.6, alpha=0.45),
+                       "seed 1" if seeds_drawn == 2 else f"seeds 1–{seeds_drawn - 1}"))
+    _legend_below(fig, [configs, styles])
     if title:
         fig.suptitle(title)
     return fig
 
 
 def plot_initialisation(z_uniform: np.ndarray, z_improved: np.ndarray) -> Figure:
-    """Why the improved init helps: hidden pre-activations (left) and logistic-sigmoid slopes
-    (right) of a fresh first layer, under U(-1, 1) and N(0, 1/fan_in) weights."""
-    fig, (ax_z, ax_s) = _figure(2, width=10, height=3.6)
-    for z, name, color in ((z_uniform, "uniform U(-1, 1)", RUN_COLORS["2c"]),
-                           (z_improved, "normal, std 1/sqrt(fan_in)", RUN_COLORS["3a"])):
+    """Why the improved init helps: hidden pre-activations (left, log density) and
+    logistic-sigmoid slopes (right) of a fresh first layer, under U(-1, 1) and N(0, 1/fan_in)
+    weights; one legend below the panels, with each init's std and share of slopes below 0.01."""
+    from matplotlib.patches import Patch
+    fig, (ax_z, ax_s) = _figure(2, width=10, height=4.0)
+    entries = []
+    for z, name, color in ((z_uniform, "uniform U(−1, 1)", RUN_COLORS["2c"]),
+                           (z_improved, "normal, std 1/√fan_in", RUN_COLORS["3a"])):
         z = np.asarray(z, dtype=np.float64).ravel()
-        ax_z.hist(z, bins=120, range=(-60, 60), density=True, alpha=0.6, color=color,
-                  label=f"{name}: std {z.std():.1f}")
+        ax_z.hist(z, bins=120, range=(-60, 60), density=True, alpha=0.6, color=color)
         slope = sigmoid_slope(z)
         ax_s.hist(slope, bins=50, range=(0, 0.25), alpha=0.6, color=color,
-                  weights=np.full(z.size, 100.0 / z.size),
-                  label=f"{name}: {np.mean(slope < 0.01):.0%} below 0.01")
+                  weights=np.full(z.size, 100.0 / z.size))
+        entries.append((Patch(color=color, alpha=0.6),
+                        f"{name}: std of $z_j$ {z.std():.1f}, "
+                        f"{np.mean(slope < 0.01):.0%} of slopes below 0.01"))
     ax_z.set_xlabel("hidden pre-activation $z_j$")
-    ax_z.set_ylabel("density")
+    ax_z.set_ylabel("density (log scale)")
     ax_z.set_yscale("log")
     ax_s.set_xlabel(r"sigmoid slope $f'(z_j)$ (at most 0.25)")
     ax_s.set_ylabel("% of hidden activations")
     for ax in (ax_z, ax_s):
-        ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
+    _legend_below(fig, [entries])
     return fig
 
 
 def plot_gradient_norms(init_norms: dict[str, tuple[np.ndarray, str]], deep: Run,
                         title: str = "") -> Figure:
     """Per-layer gradient norms on a log scale: at initialisation for several networks (left;
-    label -> (norms, colour)), and during training of ``deep`` (right, one line per layer)."""
+    label -> (norms, colour); their legend below the panels), and during training of ``deep``
+    (right, one line per weight matrix, coloured by layer as the colour bar beside it shows)."""
     from matplotlib import colormaps
-    fig, (ax_init, ax_train) = _figure(2, width=10, height=3.9)
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import BoundaryNorm, ListedColormap
+    from matplotlib.lines import Line2D
+    fig, (ax_init, ax_train) = _figure(2, width=10, height=4.3)
+    entries = []
     for label, (norms, color) in init_norms.items():
-        ax_init.semilogy(np.arange(1, norms.size + 1), norms, "o-", color=color, label=label, ms=4)
-    ax_init.set_xlabel("weight matrix (1 = input to first hidden layer)")
-    ax_init.set_ylabel(r"$\|\partial C / \partial W_l\|$ at initialisation")
-    ax_init.legend(fontsize=7, loc="lower right")
+        ax_init.plot(np.arange(1, norms.size + 1), norms, "o-", color=color, ms=4)
+        entries.append((Line2D([], [], color=color, marker="o", ms=4), label))
+    ax_init.set_xlabel("weight matrix $l$ (1: input to first hidden layer)")
+    ax_init.set_ylabel(r"$\|\partial C / \partial W_l\|$ (probe batch)")
+    ax_init.set_title("at initialisation", fontsize=10)
+    from matplotlib.ticker import MaxNLocator
+    ax_init.xaxis.set_major_locator(MaxNLocator(integer=True))
     h = deep.history
     layers = h.grad_norms.shape[1]
     colors = [colormaps["viridis"](t) for t in np.linspace(0, 0.95, layers)]
     for l in range(layers):
-        ax_train.semilogy(h.check_steps, h.grad_norms[:, l], color=colors[l], lw=1.0,
-                          label=f"$W_{{{l + 1}}}$" if l in (0, layers - 1) or l % 3 == 0 else None)
+        ax_train.plot(h.check_steps, h.grad_norms[:, l], color=colors[l], lw=1.0,
+                      zorder=3 if l == 0 else 2)
     _steps_axis(ax_train)
     ax_train.set_ylabel(r"$\|\partial C / \partial W_l\|$ (probe batch)")
-    ax_train.set_title(title, fontsize=10)
-    ax_train.legend(fontsize=7, ncol=2)
+    ax_train.set_title(title or "during training", fontsize=10)
+    bar = fig.colorbar(ScalarMappable(BoundaryNorm(np.arange(0.5, layers + 1), layers),
+                                      ListedColormap(colors)), ax=ax_train, pad=0.02,
+                       aspect=25, label="weight matrix $l$")
+    bar.set_ticks([t for t in range(1, layers + 1) if t in (1, layers) or t % 2 == 1])
+    bar.ax.tick_params(labelsize=8)
+    _log_axis(ax_init, [n for n, _ in init_norms.values()], pad=1.6)
+    _log_axis(ax_train, [h.grad_norms])
     for ax in (ax_init, ax_train):
-        ax.grid(alpha=0.3, which="both")
+        ax.grid(alpha=0.3)
+        ax.grid(alpha=0.12, which="minor")
+    _legend_below(fig, [entries])
     return fig
 
 
 def plot_sweep(sweep: dict[tuple[int, int], Run], highlight: tuple[int, int] = (1, 64)) -> Figure:
     """The explorer's grid as a static figure: best validation accuracy (left) and parameter
-    count (right) against hidden units per layer, one line per number of hidden layers."""
-    fig, (ax_acc, ax_par) = _figure(2, width=10, height=3.7)
+    count (right) against hidden units per layer (log scale), one line per number of hidden
+    layers, a star on the Task 3 network; one legend below the panels."""
+    from matplotlib.lines import Line2D
+    fig, (ax_acc, ax_par) = _figure(2, width=10, height=4.1)
+    entries = []
     for depth in sorted({d for d, _ in sweep}):
         widths = sorted(w for d, w in sweep if d == depth)
         runs = [sweep[(depth, w)] for w in widths]
         color = DEPTH_COLORS.get(depth, "k")
-        label = f"{depth} hidden layer{'s' if depth > 1 else ''}"
-        ax_acc.plot(widths, [r.history.best["val_accuracy"] for r in runs], "o-", color=color,
-                    label=label)
-        ax_par.plot(widths, [r.history.num_parameters for r in runs], "o-", color=color,
-                    label=label)
+        ax_acc.plot(widths, [r.history.best["val_accuracy"] for r in runs], "o-", color=color)
+        ax_par.plot(widths, [r.history.num_parameters for r in runs], "o-", color=color)
+        entries.append((Line2D([], [], color=color, marker="o"),
+                        f"{depth} hidden layer{'s' if depth > 1 else ''}"))
     if highlight in sweep:
         h = sweep[highlight].history
-        ax_acc.plot(highlight[1], h.best["val_accuracy"], "*", ms=14, color=RUN_COLORS["3c"],
-                    label="Task 3 network", zorder=3)
-        ax_par.plot(highlight[1], h.num_parameters, "*", ms=14, color=RUN_COLORS["3c"], zorder=3)
+        star = dict(marker="*", ms=14, color=RUN_COLORS["3c"], mec="white", mew=0.8, ls="none",
+                    zorder=4)
+        ax_acc.plot(highlight[1], h.best["val_accuracy"], **star)
+        ax_par.plot(highlight[1], h.num_parameters, **star)
+        entries.append((Line2D([], [], **star), "Task 3 network"))
     widths = sorted({w for _, w in sweep})
     for ax in (ax_acc, ax_par):
         ax.set_xscale("log", base=2)
@@ -292,27 +407,47 @@ def plot_sweep(sweep: dict[tuple[int, int], Run], highlight: tuple[int, int] = (
         ax.minorticks_off()
         ax.set_xlabel("hidden units per layer")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    ax_acc.set_ylabel("best validation accuracy")
+    ax_acc.set_title("validation accuracy of the kept weights", fontsize=10)
+    ax_par.set_title("parameter count", fontsize=10)
+    ax_acc.set_ylabel("accuracy")
     ax_par.set_ylabel("parameters")
     ax_par.yaxis.set_major_formatter(lambda v, _: f"{v:,.0f}")
+    _legend_below(fig, [entries])
     return fig
 
 
-def plot_first_layer_weights(w: np.ndarray, count: int = 64, columns: int = 16) -> Figure:
+def plot_first_layer_weights(w: np.ndarray, count: int = 48, columns: int = 8,
+                             percentile: float = 99.0) -> Figure:
     """The incoming weights of the ``count`` hidden units with the largest weight norm, each as a
     28x28 image (bias row dropped), in one mosaic on a symmetric colour scale: red excites, blue
-    inhibits the unit."""
+    inhibits the unit, white is zero. The colour limit is the ``percentile`` of the shown weights'
+    magnitudes, not their maximum (a few large weights would wash the rest out); larger weights
+    take the end colours, as the colour bar's pointed ends say. Tiles are separated by grey
+    lines. The figure is sized so that the PDF prints it at the largest size its page allows:
+    8 columns of 48 units give tiles of about 1.4 cm."""
+    from matplotlib import colormaps
     order = np.argsort(-np.linalg.norm(w[:784], axis=0), kind="stable")[:count]
     rows = int(np.ceil(len(order) / columns))
-    mosaic = np.full((rows * 29 - 1, columns * 29 - 1), np.nan)
+    gap = 2                                       # pixels of grey between tiles
+    size = 28 + gap
+    mosaic = np.full((rows * size - gap, columns * size - gap), np.nan)
     for n, j in enumerate(order):
         r, c = divmod(n, columns)
-        mosaic[r * 29:r * 29 + 28, c * 29:c * 29 + 28] = w[:784, j].reshape(28, 28)
-    fig, (ax,) = _figure(1, width=0.55 * columns, height=0.55 * rows + 0.2)
-    limit = np.abs(w[:784]).max()
-    ax.imshow(mosaic, cmap="RdBu_r", vmin=-limit, vmax=limit, interpolation="nearest")
+        mosaic[r * size:r * size + 28, c * size:c * size + 28] = w[:784, j].reshape(28, 28)
+    shown = np.abs(w[:784, order])
+    limit = float(np.percentile(shown, percentile)) if shown.size else 1.0
+    limit = limit if limit > 0 else 1.0
+    # the printed size: at most 13.6 cm (5.35 in) wide with the colour bar, 11 cm (4.35 in) high
+    tile = min((5.1 - 0.85) / columns, (4.2 - 0.1) / rows, 0.75)
+    fig = Figure(figsize=(columns * tile + 0.85, rows * tile + 0.1), layout="constrained",
+                 dpi=100)
+    ax = fig.subplots()
+    cmap = colormaps["RdBu_r"].with_extremes(bad="#b4b4b4")
+    image = ax.imshow(mosaic, cmap=cmap, vmin=-limit, vmax=limit, interpolation="nearest")
     ax.axis("off")
+    bar = fig.colorbar(image, ax=ax, extend="both", shrink=0.9, aspect=25, pad=0.02)
+    bar.set_label("incoming weight", fontsize=9)
+    bar.ax.tick_params(labelsize=8)
     return fig
 
 
@@ -347,8 +482,6 @@ def plot_mistakes(images: np.ndarray, labels: np.ndarray, probabilities: np.ndar
         ax.imshow(image.reshape(28, 28), cmap="gray_r")
         ax.set_title(f"{label} → {p.argmax()} ({p.max():.1%})", fontsize=8)
     return fig
-
-
 def plot_explorer(run: Run, baseline: Run, title: str) -> Figure:
     """The explorer's view of one network: validation loss and accuracy against the Task 3
     baseline (drawn once when it is the baseline itself). The legend sits below the panels, where

@@ -11,14 +11,13 @@ import socket
 import sys
 from pathlib import Path
 
-import numpy as np
-import pytest
-
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 if str(PROJECT_DIR) not in sys.path:
     sys.path.insert(0, str(PROJECT_DIR))
 
-import helpers  # noqa: E402
+import helpers  # noqa: E402  (before NumPy: it pins the kernels the report is computed with)
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 
 _LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 

@@ -127,20 +127,30 @@ def test_seeds_shared_means_the_same_initial_weights_and_batches():
         np.testing.assert_array_equal(i, j)
 
 
-def test_primary_comparisons_are_one_holm_family_with_verdicts():
+def test_primary_comparisons_are_one_bonferroni_family_whose_intervals_give_the_verdicts():
+    from scipy import stats
     from helpers import TrainConfig
     base = TrainConfig(use_improved_weight_init=True)
     configs = {"a": base, "b": base.replace(use_improved_sigmoid=True),
-               "c": base.replace(neurons_per_layer=(32, 10))}
+               "c": base.replace(neurons_per_layer=(32, 10)), "d": base.replace(neurons_per_layer=(16, 10))}
     metrics = {"a": {"best_val_accuracy": np.array([0.950, 0.951, 0.949, 0.950, 0.952])},
                "b": {"best_val_accuracy": np.array([0.960, 0.962, 0.958, 0.961, 0.962])},
-               "c": {"best_val_accuracy": np.array([0.951, 0.948, 0.952, 0.950, 0.949])}}
-    primary = analysis.primary_comparisons(metrics, configs, {"x": ("a", "b"), "y": ("a", "c")})
+               "c": {"best_val_accuracy": np.array([0.951, 0.948, 0.952, 0.950, 0.949])},
+               # Welch p = 0.027: below 0.05 alone, not below 0.05 / 3
+               "d": {"best_val_accuracy": np.array([0.947, 0.949, 0.948, 0.946, 0.950])}}
+    pairs = {"x": ("a", "b"), "y": ("a", "c"), "z": ("a", "d")}
+    primary = analysis.primary_comparisons(metrics, configs, pairs)
     assert primary["x"]["paired"] and not primary["y"]["paired"]
-    np.testing.assert_allclose([primary[t]["holm_p_value"] for t in ("x", "y")],
-                               analysis.holm([primary[t]["p_value"] for t in ("x", "y")]))
-    assert primary["x"]["verdict"] == "higher"
-    assert primary["y"]["verdict"] == "no difference shown"
+    welch = stats.ttest_ind(metrics["d"]["best_val_accuracy"], metrics["a"]["best_val_accuracy"],
+                            equal_var=False)
+    assert 0.05 / 3 < welch.pvalue < 0.05
+    low, high = welch.confidence_interval(1 - 0.05 / 3)
+    assert primary["z"]["ci_low"] == pytest.approx(low) and primary["z"]["ci_high"] == pytest.approx(high)
+    assert primary["z"]["adjusted_p_value"] == pytest.approx(3 * welch.pvalue)
+    assert [primary[t]["verdict"] for t in "xyz"] == ["higher", "no difference shown", "no difference shown"]
+    for p in primary.values():   # by construction: a verdict exactly when the interval excludes 0
+        assert p["confidence"] == pytest.approx(1 - 0.05 / 3)
+        assert (p["adjusted_p_value"] < 0.05) == (p["ci_low"] > 0 or p["ci_high"] < 0)
 
 
 def test_secondary_differences_carry_no_test():
@@ -149,31 +159,6 @@ def test_secondary_differences_carry_no_test():
     metrics = {"a": {"m": np.array([1.0, 2.0, 3.0])}, "b": {"m": np.array([2.0, 3.0, 5.0])}}
     d = analysis.secondary_differences(metrics, configs, "a", "b", ["m"])["m"]
     assert "p_value" not in d and d["diff"] == pytest.approx(4 / 3)
-
-
-def test_dixon_flags_only_a_seed_beyond_the_critical_gap():
-    # 3c's kept-weight accuracies: seed 1 lies 0.46 points below the next, 59 % of the range: below
-    # Dixon's 95 % critical Q of 0.710 for five values, so it does not stand apart
-    assert analysis.dixon_outlier([0.9647, 0.9569, 0.9644, 0.9639, 0.9615]) is None
-    assert analysis.dixon_outlier([0.9647, 0.9400, 0.9644, 0.9639, 0.9615]) == 1
-    assert analysis.dixon_outlier([0.90, 0.91, 0.91, 0.92, 0.99]) == 4
-    assert analysis.dixon_outlier([1.0, 1.0, 1.0, 1.0, 1.0]) is None   # no spread: none
-    assert analysis.dixon_outlier([1.0, 2.0]) is None                  # too few to say
-
-
-def test_a_seed_apart_is_dropped_from_its_comparisons_only():
-    metrics = {"a": {"best_val_accuracy": np.array([0.90, 0.91, 0.92, 0.91, 0.99])},
-               "b": {"best_val_accuracy": np.array([0.95, 0.96, 0.95, 0.96, 0.95])},
-               "c": {"best_val_accuracy": np.array([0.93, 0.94, 0.93, 0.94, 0.93])}}
-    primary = {"x": dict(before="a", after="b", measure="best_val_accuracy", paired=True),
-               "y": dict(before="a", after="c", measure="best_val_accuracy", paired=False),
-               "z": dict(before="b", after="c", measure="best_val_accuracy", paired=False)}
-    apart = {k: analysis.dixon_outlier(m["best_val_accuracy"]) for k, m in metrics.items()}
-    assert apart == {"a": 4, "b": None, "c": None}
-    again = analysis.without_seeds_apart(primary, metrics, apart, seeds=(0, 1, 2, 3, 4))
-    assert set(again) == {"x", "y"} and again["x"]["without"] == "a" and again["x"]["seed"] == 4
-    assert again["x"]["seeds"] == [4, 4] and again["y"]["seeds"] == [4, 5]   # paired: both sides
-    assert again["y"]["diff"] == pytest.approx(0.934 - 0.91)
 
 
 def test_format_p():
@@ -198,11 +183,3 @@ def test_step_multiply_adds_counts_forward_gradients_and_back_propagated_errors(
     two = TrainConfig(neurons_per_layer=(60, 60, 10))
     w = [785 * 60, 60 * 60, 60 * 10]
     assert analysis.step_multiply_adds(two) == 32 * (2 * sum(w) + w[1] + w[2])
-
-
-def test_holm_adjustment_matches_the_textbook_example():
-    # p-values 0.01, 0.04, 0.03, 0.005 -> sorted 0.005, 0.01, 0.03, 0.04 times 4, 3, 2, 1
-    # = 0.02, 0.03, 0.06, 0.04 -> made monotone: 0.02, 0.03, 0.06, 0.06
-    adjusted = analysis.holm([0.01, 0.04, 0.03, 0.005])
-    np.testing.assert_allclose(adjusted, [0.03, 0.06, 0.06, 0.02])
-    assert analysis.holm([0.9, 0.8]).max() == 1.0

@@ -1,0 +1,280 @@
+"""The numbers and result-dependent words the report's prose quotes, rendered from results.json.
+
+The prose lives in the notebook's Markdown cells, where GitHub and JupyterLab show it. Every
+number in it that a run measures, and every word that depends on a result (a verdict), is a
+*claim*: a fragment of one cell, written here as a Python f-string over `namespace` (the names
+below, read from results.json). This module is the single source of those fragments:
+
+- `rerender` puts a new run's numbers into the cells (``make report`` does it after the run, so
+  that a rerun on another machine, whose last bits differ, leaves prose that quotes its own
+  numbers). A claim is found in its cell as rendered from the results the prose was written for
+  (the committed ones, or those on disk before the run), and replaced; a cell where a claim is not
+  found, because a person edited that text, stops it with a `ProseEdited` naming the cell, and
+  nothing is written.
+- `problems` is what ``tests/test_prose.py`` checks: each claim appears in its cell exactly as
+  rendered from the committed results, and every other number in the prose is one of the
+  protocol's fixed numbers (`CONSTANTS`).
+- `conclusions` lists the words rendered from the primary comparisons' verdicts, the only
+  conclusions the prose draws. A secondary difference is quoted as a signed estimate with its
+  interval (`est`), never with a word that says which way it goes: no function here renders one.
+
+    python -m report.prose assignment2.ipynb [--results figures/results.json]
+
+re-renders the notebook in place from the results given (default: the figures folder's).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+MINUS = "\u2212"
+NBSP = "\u00a0"
+
+
+# ================================================================================================
+# What a claim can say: numbers as the prose prints them, and the primary verdicts' words
+# ================================================================================================
+
+def signed(x: float, digits: int) -> str:
+    """'+4.31' or '−0.07', with a true minus sign (U+2212), as the prose writes it."""
+    return f"{x:+.{digits}f}".replace("-", MINUS)
+
+
+def namespace(results: dict) -> dict:
+    """The names a claim's f-string can use, over one results.json:
+
+    R the whole results; P the primary comparisons, S the secondary differences (task -> measure);
+    M and SD each configuration's mean and standard deviation over seeds (configuration ->
+    measure); seed its per-seed records. pct(x) an accuracy, '96.23 %'; diff(d) a difference's
+    signed size; ci(d) its interval, '95 % CI +3.92 to +4.63' (the primary ones at their
+    Bonferroni level); est(d) both, '+4.27 points (95 % CI +3.92 to +4.63)'; size(task) a primary
+    difference's unsigned size, for the sentence its verdict words; verdict(task, higher, lower,
+    none) the words for that primary comparison's verdict (collected in ``said``)."""
+    P, S = results["primary"], results["secondary"]
+    M = {k: {m: v[0] for m, v in r["mean_sd"].items()} for k, r in results["runs"].items()}
+    SD = {k: {m: v[1] for m, v in r["mean_sd"].items()} for k, r in results["runs"].items()}
+    seed = {k: r["per_seed"] for k, r in results["runs"].items()}
+    said: list[tuple[str, str]] = []
+
+    def pct(x, digits=2):
+        return f"{100 * x:.{digits}f}{NBSP}%"
+
+    def diff(d, scale=100, digits=2):
+        return signed(scale * d["diff"], digits)
+
+    def ci(d, scale=100, digits=2):
+        level = 100 * d.get("confidence", 0.95)
+        level = f"{level:.0f}" if abs(level - round(level)) < 1e-9 else f"{level:.1f}"
+        return (f"{level}{NBSP}% CI {signed(scale * d['ci_low'], digits)} to "
+                f"{signed(scale * d['ci_high'], digits)}")
+
+    def est(d, scale=100, digits=2, unit=" points"):
+        return f"{diff(d, scale, digits)}{unit} ({ci(d, scale, digits)})"
+
+    def size(task, scale=100, digits=2):
+        return f"{abs(scale * P[task]['diff']):.{digits}f}"
+
+    def verdict(task, higher, lower, none):
+        words = {"higher": higher, "lower": lower, "no difference shown": none}[P[task]["verdict"]]
+        said.append((task, words))
+        return words
+
+    return dict(R=results, P=P, S=S, M=M, SD=SD, seed=seed, pct=pct, diff=diff, ci=ci, est=est,
+                size=size, verdict=verdict, said=said)
+
+
+def render(template: str, ns: dict) -> str:
+    """One claim's text: the f-string ``template`` evaluated over ``ns``."""
+    return eval("f" + repr(template), dict(ns)).strip()  # noqa: S307 (our own templates)
+
+
+# ================================================================================================
+# The claims, cell by cell (cell id -> fragments)
+# ================================================================================================
+
+#: Task 3's and 4's primary sentence: the difference and its Bonferroni interval.
+def _primary(task: str) -> str:
+    return "{est(P['%s'])}" % task
+
+
+CLAIMS: dict[str, list[str]] = {}
+
+#: Numbers the prose may quote without a claim: the protocol's and the assignment's settings,
+#: layer widths, the report's fixed choices (seeds, images shown, grid ranges), and the levels of
+#: the intervals. A number measured by a run is never here.
+CONSTANTS = {
+    "0", "1", "2", "3", "4", "5", "7", "8", "10", "12", "16", "20", "28", "32", "48", "50", "60",
+    "64", "95", "100", "125", "128", "256", "784", "785", "1,000", "2,000", "10,000", "20,000",
+    "0.005", "0.01", "0.02", "0.05", "0.1", "0.9",
+}
+
+
+# ================================================================================================
+# Reading the prose
+# ================================================================================================
+
+_MATH = re.compile(r"\$\$.*?\$\$|\$[^$]+\$", re.DOTALL)
+_CODE = re.compile(r"`[^`]*`")
+NUMBER = re.compile(r"(?<![\w.,])[+\u2212-]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:e[-+]\d+)?(?![\w])")
+
+
+def normalise(text: str) -> str:
+    """Non-breaking spaces as spaces, every run of whitespace as one space."""
+    return " ".join(text.replace(NBSP, " ").split())
+
+
+def quoted_numbers(text: str) -> list[str]:
+    """The numbers of a Markdown text outside math and code spans, as written."""
+    return NUMBER.findall(_CODE.sub(" ", _MATH.sub(" ", normalise(text))))
+
+
+def _pattern(fragment: str) -> re.Pattern:
+    """``fragment`` as a pattern that matches it across any line breaks and spaces."""
+    return re.compile(r"\s+".join(re.escape(part) for part in fragment.split()))
+
+
+def find(fragment: str, text: str) -> list[re.Match]:
+    """Every place ``fragment`` appears in ``text``, whatever the spacing between its words."""
+    return list(_pattern(fragment).finditer(text))
+
+
+# ================================================================================================
+# Checking and re-rendering
+# ================================================================================================
+
+class ProseEdited(Exception):
+    """A cell no longer holds a claim's text as rendered: someone edited it."""
+
+
+def problems(cells: dict[str, str], results: dict, claims: dict[str, list[str]] | None = None) -> list[str]:
+    """Every disagreement between the prose (cell id -> Markdown) and ``results``: a claim not in
+    its cell exactly once as rendered, a claim that does not render, a number quoted outside the
+    claims and `CONSTANTS`, a claim for a cell the notebook does not have."""
+    claims = CLAIMS if claims is None else claims
+    ns, found = namespace(results), []
+    for cell_id in sorted(set(claims) - set(cells)):
+        found.append(f"{cell_id}: claims for a Markdown cell the notebook does not have")
+    for cell_id, text in cells.items():
+        rest = text
+        for template in claims.get(cell_id, []):
+            try:
+                expected = render(template, ns)
+            except (KeyError, IndexError, TypeError, ValueError) as err:
+                found.append(f"{cell_id}: the claim {template!r} does not render: "
+                             f"{type(err).__name__}: {err}")
+                continue
+            places = find(expected, rest)
+            if len(places) != 1:
+                found.append(f"{cell_id}: expected the text once, found it {len(places)} times:\n"
+                             f"    {expected}")
+            rest = _pattern(expected).sub(" ", rest)
+        stray = [n for n in quoted_numbers(rest) if n.lstrip("+" + MINUS + "-") not in CONSTANTS]
+        if stray:
+            found.append(f"{cell_id}: numbers without a claim: {stray}")
+    return found
+
+
+def conclusions(results: dict, claims: dict[str, list[str]] | None = None) -> list[tuple[str, str, str]]:
+    """The conclusions the prose draws: (cell id, task, words) for every verdict a claim renders,
+    in the order of the cells and their claims."""
+    claims = CLAIMS if claims is None else claims
+    out = []
+    for cell_id, templates in claims.items():
+        for template in templates:
+            ns = namespace(results)
+            render(template, ns)
+            out += [(cell_id, task, words) for task, words in ns["said"]]
+    return out
+
+
+def rerender_cells(cells: dict[str, str], new: dict, old: list[dict],
+                   claims: dict[str, list[str]] | None = None) -> dict[str, str]:
+    """The cells (id -> Markdown) with every claim rendered from ``new``. Each claim is found as
+    rendered from ``new`` (already current) or from one of ``old`` (the results the prose may have
+    been written for), and replaced; the rest of the text is kept as it is.
+
+    Raises ProseEdited, naming the cell and the text it no longer holds, if a claim is found under
+    none of them, or in more than one place."""
+    claims = CLAIMS if claims is None else claims
+    out = dict(cells)
+    for cell_id, templates in claims.items():
+        if cell_id not in cells:
+            raise ProseEdited(f"the notebook has no Markdown cell {cell_id!r}, which report/prose.py "
+                              "quotes numbers in: was it deleted, or its id changed?")
+        text, spans = cells[cell_id], []
+        for template in templates:
+            candidates = [render(template, namespace(r)) for r in [new, *old]]
+            for candidate in candidates:
+                places = find(candidate, text)
+                if len(places) == 1:
+                    spans.append((places[0].start(), places[0].end(), candidates[0]))
+                    break
+            else:
+                raise ProseEdited(
+                    f"cell {cell_id!r} no longer holds the text\n    {normalise(candidates[-1])}\n"
+                    "as report/prose.py renders it (was the cell edited by hand?). Nothing was "
+                    "written. Restore the text, or change its claim in report/prose.py to match, "
+                    "then run again (finished runs are cached).")
+        spans.sort()
+        for (_, end, _), (start, _, _) in zip(spans, spans[1:]):
+            if start < end:
+                raise ProseEdited(f"cell {cell_id!r}: two claims overlap; fix report/prose.py")
+        for start, end, replacement in reversed(spans):
+            text = text[:start] + replacement + text[end:]
+        out[cell_id] = text
+    return out
+
+
+def committed_results(path: Path) -> dict | None:
+    """The results.json at ``path`` as git's HEAD has it, or None (not in a git work tree)."""
+    try:
+        top = subprocess.run(["git", "-C", str(path.parent), "rev-parse", "--show-toplevel"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+        relative = path.resolve().relative_to(Path(top).resolve())
+        shown = subprocess.run(["git", "-C", top, "show", f"HEAD:{relative.as_posix()}"],
+                               capture_output=True, text=True, check=True).stdout
+        return json.loads(shown)
+    except (OSError, subprocess.CalledProcessError, ValueError):
+        return None
+
+
+def rerender(nb, new: dict, old: list[dict | None]) -> int:
+    """Re-render the claims of notebook ``nb`` (an nbformat node, changed in place) from ``new``;
+    ``old`` as for `rerender_cells` (None entries are skipped). Returns how many cells changed."""
+    cells = {c.id: c.source for c in nb.cells if c.cell_type == "markdown"}
+    done = rerender_cells(cells, new, [r for r in old if r is not None])
+    changed = 0
+    for cell in nb.cells:
+        if cell.cell_type == "markdown" and done[cell.id] != cell.source:
+            cell.source = done[cell.id]
+            changed += 1
+    return changed
+
+
+def main(argv: list[str] | None = None) -> int:
+    import nbformat
+    parser = argparse.ArgumentParser(description="Re-render the report's quoted numbers from a "
+                                                 "results.json into the notebook, in place.")
+    parser.add_argument("notebook", type=Path)
+    parser.add_argument("--results", type=Path, default=None,
+                        help="results.json (default: figures/results.json beside the notebook)")
+    args = parser.parse_args(argv)
+    path = args.results or args.notebook.resolve().parent / "figures" / "results.json"
+    nb = nbformat.read(args.notebook, as_version=4)
+    try:
+        changed = rerender(nb, json.loads(path.read_text()), [committed_results(path)])
+    except ProseEdited as err:
+        print(f"report.prose: {err}", file=sys.stderr)
+        return 1
+    nbformat.write(nb, args.notebook)
+    print(f"report.prose: {changed} cells re-rendered from {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
