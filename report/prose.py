@@ -128,7 +128,7 @@ CLAIMS: dict[str, list[str]] = {
         "{pct(M['2c']['best_val_accuracy'])} to {pct(M['3a']['best_val_accuracy'])}",
         "{est(S['3a']['val_loss_epoch1'], 1, 3, '')}",
         "{est(S['3a']['best_epoch'], 1, 1, '')}",
-        "{100 * M['2c']['best_gap']:.2f} to {100 * M['3a']['best_gap']:.2f} points ({est(S['3a']['best_gap'], 100, 2, '')})",
+        "{100 * M['2c']['best_gap']:.2f} to {100 * M['3a']['best_gap']:.2f} points: {est(S['3a']['best_gap'], 100, 2, '')}",
         "{R['initialisation']['uniform']['std']:.1f} and {R['initialisation']['improved']['std']:.2f}",
         "{pct(R['initialisation']['uniform']['saturated'], 0)} of the pre-activations, against {pct(R['initialisation']['improved']['saturated'], 0)}",
     ],
