@@ -14,7 +14,7 @@ HEADINGS := $(foreach t,1a 1b 2a 2b 2c 2d 3a 3b 3c 4a 4b 4c 4d 4e,--require-head
 EXECUTE := $(BIN)/python -m report.execute --timeout 1800
 LAB_PORT ?= 8888
 
-.PHONY: setup report lab html pdf test bench clean
+.PHONY: setup report lab html pdf test kernel-check bench clean
 
 setup: $(STAMP)
 $(STAMP): requirements.txt
@@ -36,11 +36,14 @@ report: $(STAMP)
 # reads (or downloads into) data/mnist. No browser is opened: the server prints the URL, token included.
 LAB_FLAGS  = --no-browser --port=$(LAB_PORT) --ServerApp.port_retries=0 \
              --LabApp.default_url=/lab/tree/$(NB) $(if $(filter 0,$(shell id -u)),--allow-root)
+# The kernels inherit the pinned BLAS and NumPy kernels (helpers.pin_kernels), even if a cell
+# imports NumPy before helpers.
+lab: export PINS = import helpers, os; print(" ".join(f"{k}={os.environ[k]}" for k in ("OPENBLAS_CORETYPE", "NPY_DISABLE_CPU_FEATURES") if k in os.environ))
 lab: $(STAMP)
 	@echo "JupyterLab on $(NB): open the URL http://localhost:$(LAB_PORT)/lab/tree/$(NB)?token=... printed below"
 	@echo "(another port: make lab LAB_PORT=8890). MNIST_DIR=$${MNIST_DIR:-data/mnist (downloaded when missing)}."
 	@echo "Ctrl-C twice stops the server and its kernels."
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/jupyter lab $(LAB_FLAGS)
+	PATH="$(CURDIR)/$(BIN):$$PATH" env $$($(BIN)/python -c "$$PINS") $(BIN)/jupyter lab $(LAB_FLAGS)
 
 ## html: export the notebook as it is (no re-run) to assignment2.html, one self-contained file with
 ## code hidden and the explorer's sliders working without a kernel (only MathJax comes from a CDN)
@@ -56,6 +59,12 @@ pdf: $(STAMP)
 ## test: the test suite (real-data tests run when MNIST_DIR is set)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+## kernel-check: the full report rerun with a second OpenBLAS kernel family (SkylakeX on an AVX-512
+## processor, else Sandybridge): every verdict and rendered conclusion must be the committed one; what
+## changes is written to build/kernel-check.txt (CI runs it too)
+kernel-check: $(STAMP)
+	A2_KERNEL_CHECK=1 $(BIN)/python -m pytest -q -s tests/test_report.py -k another_kernel_family
 
 ## bench: the training-speed benchmark and the report's run time and memory
 bench: $(STAMP)

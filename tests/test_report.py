@@ -5,6 +5,7 @@ agrees with the committed results.json."""
 import json
 import re
 import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -83,10 +84,23 @@ def export_pdf(notebook_path: Path) -> Path:
 @pytest.mark.skipif(not (shutil.which("xelatex") and shutil.which("pandoc")),
                     reason="the PDF needs xelatex and pandoc (see export/README.md)")
 def test_quick_report_runs_and_exports(tmp_path, monkeypatch):
+    """The notebook runs top to bottom and exports. Its kernel starts with neither
+    OPENBLAS_CORETYPE nor NPY_DISABLE_CPU_FEATURES set, as on a reader's machine: everything it
+    computes (gradient checks, gradient norms, predictions) and every run its worker processes train
+    (they check that they compute as the kernel does) uses the pinned kernels, as results.json
+    records them, read back from OpenBLAS."""
+    import helpers
+    monkeypatch.delenv("OPENBLAS_CORETYPE", raising=False)
+    monkeypatch.delenv("NPY_DISABLE_CPU_FEATURES", raising=False)
     nb, figures = execute(tmp_path, monkeypatch, quick=True)
     check_notebook(nb)
     results = json.loads((figures / "results.json").read_text())
     assert results["quick"] is True
+    pins = helpers.pinned_kernels(platform.machine(), helpers.cpu_flags())
+    if "OPENBLAS_CORETYPE" in pins:
+        assert results["environment"]["blas_core"] == helpers.PINNED_BLAS_CORE, results["environment"]
+    if "NPY_DISABLE_CPU_FEATURES" in pins:
+        assert results["environment"]["numpy_dispatch"] == "X86_V3", results["environment"]
     assert results["params_64_10"] == 50880
     assert {p.stem for p in figures.glob("*.png")} == {p.stem for p in figures.glob("*.pdf")}
     assert {p.stem for p in figures.glob("*.png")} == {p.stem for p in (ROOT / "figures").glob("*.png")}
