@@ -98,27 +98,32 @@ def _figure(ncols: int = 1, nrows: int = 1, width: float = 6.4,
     return fig, fig.subplots(nrows, ncols, squeeze=False, **kw).ravel()
 
 
-def _legend_columns(labels: Sequence[str], width_inches: float, size: float = LEGEND_SIZE) -> int:
-    """The most columns (at most one per label) whose estimated width fits ``width_inches``: a
-    label is taken as 0.62 em per character, plus the handle and the spacing (4 em)."""
+def _legend_width(groups: Sequence[Sequence[str]], ncol: int,
+                  size: float = LEGEND_SIZE) -> float:
+    """Estimated width in inches of a legend of ``groups`` (each starting a row) in ``ncol``
+    columns: 0.55 em per character of a column's longest label (DejaVu Sans averages about
+    0.5), plus 4.5 em of handle and spacing per column."""
     em = size / 72.0
-    for ncol in range(len(labels), 1, -1):
-        rows = -(-len(labels) // ncol)
-        columns = [labels[j * rows:(j + 1) * rows] for j in range(ncol)]
-        width = sum(max((len(s) for s in col), default=0) * 0.62 * em + 4.0 * em
-                    for col in columns if col)
-        if width <= width_inches:
-            return ncol
-    return 1
+    longest = [0] * ncol
+    for group in groups:
+        for i, label in enumerate(group):
+            longest[i % ncol] = max(longest[i % ncol], len(label))
+    return sum(n * 0.55 * em + 4.5 * em for n in longest)
+
+
+def _legend_columns(groups: Sequence[Sequence[str]], width_inches: float) -> int:
+    """The number of columns that fits ``width_inches`` with the fewest rows, and of those the
+    fewest columns (rows stay as full as they can)."""
+    fits = [n for n in range(1, max(len(g) for g in groups) + 1)
+            if n == 1 or _legend_width(groups, n) <= width_inches]
+    return min(fits, key=lambda n: (sum(-(-len(g) // n) for g in groups), n))
 
 
 def _legend_below(fig: Figure, groups: Sequence[Sequence[tuple]], **kw) -> None:
     """One legend for the whole figure, below its panels (matplotlib's "outside lower center":
     constrained layout makes room for it, so it covers no data). ``groups``: lists of
     (handle, label); each group starts a new row, and entries read row by row."""
-    width = fig.get_figwidth()
-    ncol = min(_legend_columns([label for _, label in group], width) for group in groups)
-    ncol = max(1, min(ncol, max(len(g) for g in groups)))
+    ncol = _legend_columns([[label for _, label in g] for g in groups], fig.get_figwidth())
     from matplotlib.lines import Line2D
     rows = []
     for group in groups:
@@ -174,10 +179,14 @@ def _log_axis(ax, curves: Iterable[np.ndarray], pad: float = 1.12) -> None:
         return
     lo, hi = values.min() / pad, values.max() * pad
     decades = np.log10(hi / lo)
-    subs = (1.0, 2.0, 5.0) if decades <= 2.6 else (1.0,)
-    if decades < 0.9:
-        subs = (1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 7.0)
     ax.set_ylim(lo, hi)
+    # the densest of these tick sets that puts at most 7 ticks on the axis
+    for subs in (np.arange(1.0, 10.0, 0.5), (1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 7.0),
+                 (1.0, 2.0, 5.0), (1.0,)):
+        ticks = [m * 10.0 ** e for e in range(int(np.floor(np.log10(lo))),
+                                              int(np.ceil(np.log10(hi))) + 1) for m in subs]
+        if sum(lo <= t <= hi for t in ticks) <= 7:
+            break
     ax.yaxis.set_major_locator(LogLocator(base=10, subs=subs))
     ax.yaxis.set_minor_locator(LogLocator(base=10, subs=np.arange(1.0, 10.0)))
     ax.yaxis.set_minor_formatter(NullFormatter())
@@ -249,10 +258,13 @@ def plot_comparison(runs: dict[str, Sequence[Run]], metrics: Sequence[str] = ("l
         runs: key -> that configuration's runs over seeds; the first seed is drawn bold, the
             others thin, so the spread between seeds is visible. A dot marks each bold run's
             best check (the weights early stopping keeps).
-        metrics: rows, each "loss" (training loss averaged over the steps between checks;
-            validation loss) on a log scale from the first check on, or "accuracy" (training
-            accuracy on the whole training set; validation accuracy), zoomed on the part after
-            the first tenth of training, up to 1. The two panels of a row share their y-axis.
+        metrics: rows, each "loss" or "accuracy". Loss, on log scales: the training loss
+            (averaged over the steps between checks) on an axis that holds all of it, from the
+            first steps' fall to the lowest value; the validation loss on an axis fitted to its
+            checks from the end of the first epoch on (earlier, higher checks run off the top),
+            so the values after one epoch and the small later differences both read. Accuracy:
+            training accuracy on the whole training set and validation accuracy, on a shared
+            linear axis fitted to the part after the first tenth of each run, up to 1.
     """
     from matplotlib.lines import Line2D
     names = names or RUN_NAMES
@@ -262,8 +274,9 @@ def plot_comparison(runs: dict[str, Sequence[Run]], metrics: Sequence[str] = ("l
     seeds_drawn = max(len(s) for s in runs.values())
     for row, metric in enumerate(metrics):
         ax_train, ax_val = axes[2 * row], axes[2 * row + 1]
-        ax_val.sharey(ax_train)
-        curves = []
+        if metric != "loss":
+            ax_val.sharey(ax_train)
+        curves, train_curves, val_curves = [], [], []
         for key, seeds in runs.items():
             color = RUN_COLORS.get(key, "k")
             for n, run in enumerate(seeds):
@@ -282,15 +295,20 @@ def plot_comparison(runs: dict[str, Sequence[Run]], metrics: Sequence[str] = ("l
                                                        else "val_accuracy"], color=color,
                                 **BEST_DOT)
                 curves += [train_y, val_y]
+                train_curves.append(train_y)
+                after = h.check_steps >= h.config.steps_per_epoch
+                val_curves.append(val_y[after] if after.sum() >= 2 else val_y)
         ax_train.set_title(f"training {metric}" + (f" (mean of {window} batches)"
                                                    if metric == "loss" else " (whole set)"),
                            fontsize=10)
-        ax_val.set_title(f"validation {metric}", fontsize=10)
+        ax_val.set_title("validation loss (zoomed to epoch ≥ 1)" if metric == "loss"
+                         else "validation accuracy", fontsize=10)
         for ax in (ax_train, ax_val):
             _steps_axis(ax)
             ax.grid(alpha=0.3)
         if metric == "loss":
-            _log_axis(ax_train, curves)
+            _log_axis(ax_train, train_curves)
+            _log_axis(ax_val, val_curves, pad=1.06)
             ax_train.set_ylabel("loss (log scale)")
         else:
             _zoom(ax_train, curves, upper=1.0)
@@ -323,7 +341,7 @@ def plot_initialisation(z_uniform: np.ndarray, z_improved: np.ndarray) -> Figure
         ax_s.hist(slope, bins=50, range=(0, 0.25), alpha=0.6, color=color,
                   weights=np.full(z.size, 100.0 / z.size))
         entries.append((Patch(color=color, alpha=0.6),
-                        f"{name}: std of $z_j$ {z.std():.1f}, "
+                        f"{name}: std of $z_j$ {z.std():.3g}, "
                         f"{np.mean(slope < 0.01):.0%} of slopes below 0.01"))
     ax_z.set_xlabel("hidden pre-activation $z_j$")
     ax_z.set_ylabel("density (log scale)")
@@ -368,12 +386,11 @@ def plot_gradient_norms(init_norms: dict[str, tuple[np.ndarray, str]], deep: Run
                                       ListedColormap(colors)), ax=ax_train, pad=0.02,
                        aspect=25, label="weight matrix $l$")
     bar.set_ticks([t for t in range(1, layers + 1) if t in (1, layers) or t % 2 == 1])
-    bar.ax.tick_params(labelsize=8)
+    bar.ax.tick_params(labelsize=9)
     _log_axis(ax_init, [n for n, _ in init_norms.values()], pad=1.6)
     _log_axis(ax_train, [h.grad_norms])
     for ax in (ax_init, ax_train):
         ax.grid(alpha=0.3)
-        ax.grid(alpha=0.12, which="minor")
     _legend_below(fig, [entries])
     return fig
 
@@ -424,7 +441,7 @@ def plot_first_layer_weights(w: np.ndarray, count: int = 48, columns: int = 8,
     magnitudes, not their maximum (a few large weights would wash the rest out); larger weights
     take the end colours, as the colour bar's pointed ends say. Tiles are separated by grey
     lines. The figure is sized so that the PDF prints it at the largest size its page allows:
-    8 columns of 48 units give tiles of about 1.4 cm."""
+    8 columns of 48 units print tiles of about 1.2 cm (12 columns: about 0.9 cm)."""
     from matplotlib import colormaps
     order = np.argsort(-np.linalg.norm(w[:784], axis=0), kind="stable")[:count]
     rows = int(np.ceil(len(order) / columns))
