@@ -243,7 +243,7 @@ def plot_training(history: History, title: str = "") -> Figure:
          f"training (loss: mean of {window} batches; accuracy: whole set)"),
         (Line2D([], [], color=val_color, lw=1.4), "validation"),
         (Line2D([], [], color="k", ls=":", lw=1, marker="o", mfc=val_color, mec="white", ms=5.5),
-         f"best check, step {best['step']} (epoch {epoch:.1f}): the kept weights")]])
+         f"kept weights: step {best['step']} (epoch {epoch:.1f}), lowest validation loss")]])
     if title:
         fig.suptitle(title)
     return fig
@@ -316,7 +316,7 @@ def plot_comparison(runs: dict[str, Sequence[Run]], metrics: Sequence[str] = ("l
     configs = [(Line2D([], [], color=RUN_COLORS.get(k, "k"), lw=1.4), names.get(k, k))
                for k in runs]
     styles = [(Line2D([], [], color="0.35", lw=1.4, marker="o", mfc="0.35", mec="white",
-                      ms=5.5), "seed 0 (dot: its best check)")]
+                      ms=5.5), "seed 0 (dot: its kept weights)")]
     if seeds_drawn > 1:
         styles.append((Line2D([], [], color="0.35", lw=0.6, alpha=0.45),
                        "seed 1" if seeds_drawn == 2 else f"seeds 1–{seeds_drawn - 1}"))
