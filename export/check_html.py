@@ -5,9 +5,14 @@
         [--require-heading "Task 1b" ...] [--require-explorer]
 
 Fails (exit 1, one message per problem) when
-  * anything but MathJax would be fetched from the network: a script, stylesheet or image
-    that is not inline (require.js and the widget manager, which nbconvert's lab template
-    loads from CDNs, count), or a ``url(http...)`` in a style;
+  * anything would be fetched from the network: a script, stylesheet or image that is not
+    inline (require.js, the widget manager and MathJax, which nbconvert's lab template loads
+    from CDNs, count), or a ``url(http...)`` in a style;
+  * an image is not described: its alt text is nbconvert's placeholder ("No description has
+    been provided for this image", what nbconvert writes on every <img> that has none, e.g. when
+    the output's metadata gives no alt);
+  * a formula is not MathML: one export/html_math.py could not convert (shown as its TeX,
+    ``span.a2-math-error``), or TeX math left in the text (``$...$`` with TeX in it, ``$$``);
   * code shows (an input area: the export hides code) or widget text leaked
     (``IntProgress(``, ``HBox(``, "Error displaying widget", a widget view);
   * a required heading is missing (case-insensitive prefix of an ``<h1>``..``<h6>``);
@@ -26,7 +31,11 @@ from pathlib import Path
 
 WIDGET_TEXT = ("interactive(", "IntProgress(", "HBox(", "VBox(", "Error displaying widget")
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
-MATHJAX = re.compile(r"^https://cdnjs\.cloudflare\.com/ajax/libs/mathjax/[^/]+/")
+#: what nbconvert writes as an <img>'s alt text when the output gives none
+PLACEHOLDER_ALT = "No description has been provided for this image"
+MATH_ERROR_CLASS = "a2-math-error"
+#: TeX math in the text: $$...$$ (or a lone $$), or $...$ holding a backslash, ^, _ or a brace
+TEX_LEFT = re.compile(r"\$\$[^$]{0,300}?\$\$|\$\$|\$[^$\n]{0,300}?[\\^_{}][^$\n]{0,300}?\$")
 EXPLORER_CLASS = "a2-explorer"
 EXPLORER_DATA = re.compile(r"var data = (\{.*?\});\n", re.DOTALL)
 
@@ -48,6 +57,10 @@ class Page:
         scripts: (src, type, text) of every <script>.
         stylesheets: href of every <link rel="stylesheet">.
         images: src of every <img>.
+        alts: the alt text of every <img> (None where it has none), in the order of ``images``.
+        places: the heading above each <img> ('' above the first heading).
+        maths: how many <math> elements there are (display="block" ones: ``display_maths``).
+        math_errors: the TeX of every formula export/html_math.py could not convert.
         styles: the text of every <style>.
         headings: the text of every <h1>..<h6>, without nbconvert's anchor mark.
         classes: every class name used, once.
@@ -57,6 +70,11 @@ class Page:
     scripts: list = field(default_factory=list)
     stylesheets: list = field(default_factory=list)
     images: list = field(default_factory=list)
+    alts: list = field(default_factory=list)
+    places: list = field(default_factory=list)
+    maths: int = 0
+    display_maths: int = 0
+    math_errors: list = field(default_factory=list)
     styles: list = field(default_factory=list)
     headings: list = field(default_factory=list)
     classes: set = field(default_factory=set)
@@ -71,6 +89,7 @@ class _Reader(HTMLParser):
         super().__init__(convert_charrefs=True)
         self.page = Page()
         self._in = None             # "script", "style", "heading" or None
+        self._math_error = None     # the text of the span.a2-math-error being read
         self._buffer = []
         self._script = None
         self._text = []
@@ -97,10 +116,17 @@ class _Reader(HTMLParser):
             self.page.stylesheets.append(a.get("href") or "")
         elif tag == "img":
             self.page.images.append(a.get("src") or "")
+            self.page.alts.append(a.get("alt"))
+            self.page.places.append(self.page.headings[-1] if self.page.headings else "")
             if self._explorer_depth and "a2-explorer-plot" in classes:
                 self.page.explorers[-1].plot_src = a.get("src") or ""
         elif re.fullmatch(r"h[1-6]", tag):
             self._in, self._buffer = "heading", []
+        elif tag == "math":
+            self.page.maths += 1
+            self.page.display_maths += a.get("display") == "block"
+        elif tag == "span" and MATH_ERROR_CLASS in classes:
+            self._math_error = []
 
     def handle_endtag(self, tag):
         if tag == "div":
@@ -116,6 +142,9 @@ class _Reader(HTMLParser):
         elif tag == "style" and self._in == "style":
             self.page.styles.append("".join(self._buffer))
             self._in = None
+        elif tag == "span" and self._math_error is not None:
+            self.page.math_errors.append("".join(self._math_error))
+            self._math_error = None
         elif re.fullmatch(r"h[1-6]", tag) and self._in == "heading":
             heading = " ".join("".join(self._buffer).replace("¶", " ").split())
             self.page.headings.append(heading)
@@ -123,7 +152,9 @@ class _Reader(HTMLParser):
             self._in = None
 
     def handle_data(self, data):
-        if self._in:
+        if self._math_error is not None:
+            self._math_error.append(data)   # reported as a formula, not as TeX in the text
+        elif self._in:
             self._buffer.append(data)       # a heading's text joins the text at its end
         else:
             self._text.append(data)
@@ -171,7 +202,7 @@ def find_problems(page: Page, headings, require_explorer: bool):
     """Return (problems, found headings) for a read page."""
     problems = []
     for src, kind, text in page.scripts:
-        if src and not MATHJAX.match(src):
+        if src:
             problems.append(f"script fetched from the network: {src}")
         if kind == WIDGET_VIEW:
             problems.append("a widget view (needs the widget manager and a kernel's state)")
@@ -181,6 +212,16 @@ def find_problems(page: Page, headings, require_explorer: bool):
                  if not href.startswith("data:")]
     problems += [f"image not inline: {src[:80]}" for src in page.images
                  if not src.startswith("data:")]
+    for number, (alt, place) in enumerate(zip(page.alts, page.places), 1):
+        where = f"image {number} of {len(page.images)} (under {place!r})"
+        # (an <img> with no alt at all cannot come out of nbconvert, which writes its placeholder)
+        if alt is not None and alt.strip() == PLACEHOLDER_ALT:
+            problems.append(f"{where} is not described: nbconvert's placeholder alt text (the "
+                            f"output's metadata needs {{\"image/png\": {{\"alt\": ...}}}})")
+    problems += [f"formula not converted to MathML (shown as TeX): {tex}"
+                 for tex in page.math_errors]
+    for match in TEX_LEFT.finditer(page.text):
+        problems.append(f"TeX math left in the text: {match.group(0)[:80]}")
     for style in page.styles:
         for url in re.findall(r"url\(\s*['\"]?((?:https?:)?//[^)'\"]+)", style):
             problems.append(f"style fetches {url}")
@@ -229,7 +270,8 @@ def main(argv=None):
     explorers = ", ".join(f"{e.positions} networks from {e.network}" for e in page.explorers)
     external = [src for src, _, _ in page.scripts if src]
     print(f"check_html: OK {args.html}: {args.html.stat().st_size / 1e6:.2f} MB, "
-          f"{len(page.images)} inline images; {len(found)}/{len(args.require_heading)} required "
+          f"{len(page.images)} inline images, all described; {page.maths} formulas in MathML "
+          f"({page.display_maths} displayed); {len(found)}/{len(args.require_heading)} required "
           f"headings found; static explorers: {explorers or 'none'}; "
           f"scripts from the network: {', '.join(external) or 'none'}")
     return 0

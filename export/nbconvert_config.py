@@ -10,8 +10,10 @@ The notebook is exported as it is saved (add --execute to re-run it first):
 code is hidden, outputs are kept, widget stand-ins are dropped.  The PDF uses
 the custom LaTeX template in export/templates/report_pdf (fonts, title block,
 layout); the HTML, export/templates/report_html (nbconvert's "lab" template
-with no script but MathJax's and the outputs' own, images inline), where the
-static hidden-unit explorer keeps its sliders.  See export/README.md.
+with no script but the outputs' own, images inline with their alt text), where
+the static hidden-unit explorer keeps its sliders, and its formulas are MathML
+written at export by export/html_math.py (no MathJax: the page makes no
+request).  See export/README.md.
 """
 
 import os
@@ -60,3 +62,6 @@ c.HTMLExporter.extra_template_basedirs = [os.path.join(EXPORT_DIR, "templates")]
 c.HTMLExporter.template_name = "report_html"
 c.HTMLExporter.embed_images = True   # Markdown images inline too: one self-contained file
 c.HTMLExporter.preprocessors = ["pdf_preprocessors.HtmlCleanOutputsPreprocessor"]
+# nbconvert's Markdown filter with every formula written as MathML (export/html_math.py): the
+# browser draws them with no script and nothing fetched. The PDF's route is not affected.
+c.HTMLExporter.filters = {"markdown2html": "html_math.Markdown2HTMLWithMathML"}

@@ -284,3 +284,86 @@ def export_html(notebook: Path) -> Path:
                              str(notebook)], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, f"the HTML export failed:\n{result.stderr[-3000:]}"
     return notebook.with_suffix(".html")
+
+
+# ================================================================================================
+# One quick run per test session, shared by the test modules that read the exported report
+# ================================================================================================
+
+_SHARED_QUICK_REPORT: dict[str, Path] = {}
+
+
+def shared_quick_report(tmp_path_factory) -> Path:
+    """`quick_static_report` run once per pytest session (in a folder of ``tmp_path_factory``)
+    and shared by every test module that asks for it: the quick run takes half a minute."""
+    if "path" not in _SHARED_QUICK_REPORT:
+        _SHARED_QUICK_REPORT["path"] = quick_static_report(tmp_path_factory.mktemp("quick-report"))
+    return _SHARED_QUICK_REPORT["path"]
+
+
+def undescribed_figures(notebook: Path) -> int:
+    """How many image outputs of ``notebook`` the HTML export shows as an <img> without a
+    description: a PNG or JPEG output (not one whose HTML form wins, like the explorer's, nor one
+    flagged ``remove_output_in_html``) whose metadata has no ``alt`` for its image."""
+    import nbformat
+    count = 0
+    for cell in nbformat.read(notebook, as_version=4).cells:
+        for output in cell.get("outputs", []):
+            data, metadata = output.get("data", {}), output.get("metadata", {})
+            images = [m for m in ("image/png", "image/jpeg") if m in data]
+            if not images or "text/html" in data or metadata.get("remove_output_in_html"):
+                continue
+            if not (metadata.get(images[0], {}).get("alt") or metadata.get("alt")):
+                count += 1
+    return count
+
+
+# ================================================================================================
+# Chromium with the network cut
+# ================================================================================================
+
+class OfflinePage:
+    """A new page of ``browser`` (a Playwright Browser) that may load only URLs starting with one
+    of ``allowed``: every other request is aborted and remembered in ``aborted``. Console errors
+    and uncaught exceptions are recorded in ``errors``."""
+
+    def __init__(self, browser, allowed: tuple[str, ...], width: int = 1280, height: int = 1000):
+        self.allowed = allowed
+        self.context = browser.new_context(viewport={"width": width, "height": height})
+        self.page = self.context.new_page()
+        self.page.set_default_timeout(30_000)
+        self.aborted, self.errors, self.requests = [], [], []
+        self.page.route("**/*", self._route)
+        self.page.on("request", lambda request: self.requests.append(request.url))
+        self.page.on("console", lambda m: m.type == "error" and self.errors.append(
+            f"{m.text} (at {m.location.get('url', '?')})"))
+        self.page.on("pageerror", lambda e: self.errors.append(f"uncaught: {e}"))
+
+    def _route(self, route) -> None:
+        url = route.request.url
+        if url.startswith(self.allowed):
+            route.continue_()
+        else:
+            self.aborted.append(url)
+            route.abort()
+
+    def unexpected_errors(self) -> list[str]:
+        """Console errors other than the failed loads of the requests this page aborted."""
+        return [e for e in self.errors if not (
+            "net::ERR_FAILED" in e and any(url in e for url in self.aborted))]
+
+    def close(self) -> None:
+        self.context.close()
+
+
+@contextmanager
+def chromium() -> Iterator:
+    """Debian's Chromium, headless, driven by Playwright (never a browser Playwright downloads)."""
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS,
+                                    timeout=60_000)
+        try:
+            yield browser
+        finally:
+            browser.close()

@@ -4,14 +4,18 @@ by Playwright (Debian's chromium; every request that leaves the machine is abort
 * ``assignment2.html`` (`make html`'s export) of a quick-mode run of the notebook whose explorer
   cell is given the sweep (`browser_support.quick_static_report`): both sliders go through every
   position, one key press at a time; at each, the plot, its caption and the explorer's
-  ``data-network`` name the sliders' network; no console error but the aborted MathJax load; the
-  rest of the report renders (every task's heading, every image, no code).
+  ``data-network`` name the sliders' network; no console error and no request leaving the file
+  (the page asks for nothing: its formulas are MathML); the rest of the report renders (every
+  task's heading, every image, no code).
 * The same notebook in JupyterLab with no kernel (the server offers none): trusted with
   `jupyter trust`, the sliders work in the saved output; untrusted, the Task 3 network's plot and
   the hint, no slider.
 * Its PDF: the sweep figure, no explorer.
 * The committed notebook: under 3 MB, and the same checks of its HTML export and in JupyterLab,
-  skipped (saying why) while its explorer cell is not yet given the sweep.
+  skipped (saying why) while its explorer cell is not yet given the sweep or its figures carry no
+  alt text (the report must be rerun: `make report`).
+
+The quick run is shared with tests/test_html_export.py (`browser_support.shared_quick_report`).
 
 Screenshots go to pytest's temporary folder (``static-explorer-shots``; the failure report names
 it). Needs MNIST_DIR for the quick run, Debian's chromium and the pip package playwright for the
@@ -34,8 +38,8 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from browser_support import (CHROMIUM, CHROMIUM_ARGS, ROOT, export_html, jupyter_lab, missing,
-                             quick_static_report, wait_until)
+from browser_support import (ROOT, OfflinePage, chromium, export_html, jupyter_lab, missing,
+                             shared_quick_report, undescribed_figures, wait_until)
 
 MS = 1000                 # Playwright counts milliseconds
 NOTEBOOK = ROOT / "assignment2.ipynb"
@@ -90,7 +94,7 @@ def shots(tmp_path_factory) -> Path:
 def quick_notebook(tmp_path_factory) -> Path:
     if not os.environ.get("MNIST_DIR"):
         pytest.skip("the quick run needs MNIST_DIR set to the folder with the four MNIST files")
-    return quick_static_report(tmp_path_factory.mktemp("quick-report"))
+    return shared_quick_report(tmp_path_factory)
 
 
 @pytest.fixture(scope="module", params=["quick", "committed"])
@@ -102,6 +106,10 @@ def notebook(request, tmp_path_factory) -> Path:
         pytest.skip("the committed assignment2.ipynb has no static explorer yet: its explorer "
                     "cell must pass sweep=sweep_runs to HiddenUnitExplorer and the report be "
                     "rerun (make report)")
+    if undescribed_figures(NOTEBOOK):
+        pytest.skip(f"{undescribed_figures(NOTEBOOK)} figures of the committed assignment2.ipynb "
+                    "carry no alt text in their saved outputs: the report must be rerun "
+                    "(make report) with report.plots.show_figure(..., alt=...)")
     copy = tmp_path_factory.mktemp("committed") / "assignment2.ipynb"
     shutil.copy(NOTEBOOK, copy)
     return copy
@@ -129,46 +137,8 @@ def browser():
         if os.environ.get("A2_REQUIRE_BROWSER") == "1":
             raise RuntimeError(f"the browser tests are required here but need {lacking}")
         pytest.skip(f"the browser tests need {lacking}")
-    from playwright.sync_api import sync_playwright
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS,
-                                    timeout=60 * MS)
-        try:
-            yield browser
-        finally:
-            browser.close()
-
-
-class OfflinePage:
-    """A new page that may load only URLs starting with one of ``allowed`` (every other request
-    is aborted and remembered), recording console errors and uncaught exceptions."""
-
-    def __init__(self, browser, allowed: tuple[str, ...], width: int = 1280, height: int = 1000):
-        self.allowed = allowed
-        self.context = browser.new_context(viewport={"width": width, "height": height})
-        self.page = self.context.new_page()
-        self.page.set_default_timeout(30 * MS)
-        self.aborted, self.errors = [], []
-        self.page.route("**/*", self._route)
-        self.page.on("console", lambda m: m.type == "error" and self.errors.append(
-            f"{m.text} (at {m.location.get('url', '?')})"))
-        self.page.on("pageerror", lambda e: self.errors.append(f"uncaught: {e}"))
-
-    def _route(self, route) -> None:
-        url = route.request.url
-        if url.startswith(self.allowed):
-            route.continue_()
-        else:
-            self.aborted.append(url)
-            route.abort()
-
-    def unexpected_errors(self) -> list[str]:
-        """Console errors other than the failed loads of the requests this page aborted."""
-        return [e for e in self.errors if not (
-            "net::ERR_FAILED" in e and any(url in e for url in self.aborted))]
-
-    def close(self) -> None:
-        self.context.close()
+    with chromium() as browser:
+        yield browser
 
 
 def offline_page(browser, *allowed: str, **size) -> OfflinePage:
@@ -295,14 +265,14 @@ def test_html_sliders_go_through_every_network_offline(browser, notebook, html_f
         seen = walk_sliders(page.page, root, grid, shots, f"html-{notebook.parent.name}")
         print(f"{len(seen)} networks shown in turn: {', '.join(seen)}")
         assert not page.unexpected_errors(), page.unexpected_errors()
-        assert all("mathjax" in url for url in page.aborted), page.aborted
+        assert page.aborted == [], page.aborted
     finally:
         page.close()
 
 
 def test_html_report_renders_offline(browser, notebook, html_file, shots):
     """Every task's heading is there and visible, every image loads, no code shows, no script
-    fails; only MathJax was asked of the network."""
+    fails; nothing was asked of the network."""
     page = offline_page(browser, "file://")
     try:
         page.page.goto(html_file.as_uri())
@@ -324,7 +294,7 @@ def test_html_report_renders_offline(browser, notebook, html_file, shots):
         assert state["code"] == 0 and state["outputs"] >= 10, state
         assert state["width"] <= 1280, f"the page scrolls sideways: {state}"
         assert not page.unexpected_errors(), page.unexpected_errors()
-        assert page.aborted and all("mathjax" in url for url in page.aborted), page.aborted
+        assert page.aborted == [], page.aborted
     finally:
         page.close()
 
