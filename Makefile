@@ -46,7 +46,7 @@ lab: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" env $$($(BIN)/python -c "$$PINS") $(BIN)/jupyter lab $(LAB_FLAGS)
 
 ## html: export the notebook as it is (no re-run) to assignment2.html, one self-contained file with
-## code hidden and the explorer's sliders working without a kernel (only MathJax comes from a CDN)
+## code hidden, formulas as MathML and the explorer's sliders working without a kernel or network
 html: $(STAMP)
 	$(EXPORT) --to html $(NB)
 	$(BIN)/python export/check_html.py assignment2.html --require-explorer $(HEADINGS)
