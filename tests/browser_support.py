@@ -34,9 +34,15 @@ T = TypeVar("T")
 # What this machine lacks
 # ================================================================================================
 
-def missing() -> str:
-    """What this machine lacks for the browser tests, as install instructions ('' if nothing)."""
+def missing(*modules: str) -> str:
+    """What this machine lacks for the browser tests (and the extra Python ``modules``, if any), as
+    install instructions ('' if nothing)."""
     needs = []
+    for module in modules:
+        try:
+            __import__(module)
+        except ImportError:
+            needs.append(f"the pip package {module.replace('_', '-')}")
     if not CHROMIUM.exists():
         needs.append("Debian's Chromium at /usr/bin/chromium (apt-get install chromium)")
     try:
@@ -47,6 +53,17 @@ def missing() -> str:
     if not os.environ.get("MNIST_DIR"):
         needs.append("MNIST_DIR set to the folder holding the four MNIST files")
     return "; ".join(needs)
+
+
+def require_browser(*modules: str) -> None:
+    """Skip the calling test (fail it where A2_REQUIRE_BROWSER=1, as in CI) if `missing` names
+    anything."""
+    import pytest
+    lacking = missing(*modules)
+    if lacking:
+        if os.environ.get("A2_REQUIRE_BROWSER") == "1":
+            raise RuntimeError(f"the browser tests are required here but need {lacking}")
+        pytest.skip(f"the browser tests need {lacking}")
 
 
 # ================================================================================================

@@ -37,7 +37,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from browser_support import (ROOT, OfflinePage, chromium, export_html, missing,
+from browser_support import (ROOT, OfflinePage, chromium, export_html, require_browser,
                              shared_quick_report, undescribed_figures, wait_until)
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
@@ -124,15 +124,7 @@ def quick_html(quick_notebook) -> Path:
 
 @pytest.fixture(scope="module")
 def browser():
-    lacking = missing()
-    try:
-        import axe_playwright_python  # noqa: F401
-    except ImportError:
-        lacking = "; ".join(filter(None, [lacking, "the pip package axe-playwright-python"]))
-    if lacking:
-        if os.environ.get("A2_REQUIRE_BROWSER") == "1":
-            raise RuntimeError(f"the browser tests are required here but need {lacking}")
-        pytest.skip(f"the browser tests need {lacking}")
+    require_browser("axe_playwright_python")
     with chromium() as browser:
         yield browser
 

@@ -38,7 +38,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from browser_support import (ROOT, OfflinePage, chromium, export_html, jupyter_lab, missing,
+from browser_support import (ROOT, OfflinePage, chromium, export_html, jupyter_lab, require_browser,
                              shared_quick_report, undescribed_figures, wait_until)
 
 MS = 1000                 # Playwright counts milliseconds
@@ -102,14 +102,13 @@ def notebook(request, tmp_path_factory) -> Path:
     """The quick run's notebook, or (a copy of) the committed one once it has the explorer."""
     if request.param == "quick":
         return request.getfixturevalue("quick_notebook")
-    if explorer_html(NOTEBOOK) is None:
-        pytest.skip("the committed assignment2.ipynb has no static explorer yet: its explorer "
-                    "cell must pass sweep=sweep_runs to HiddenUnitExplorer and the report be "
-                    "rerun (make report)")
-    if undescribed_figures(NOTEBOOK):
-        pytest.skip(f"{undescribed_figures(NOTEBOOK)} figures of the committed assignment2.ipynb "
-                    "carry no alt text in their saved outputs: the report must be rerun "
-                    "(make report) with report.plots.show_figure(..., alt=...)")
+    assert explorer_html(NOTEBOOK) is not None, (
+        "the committed assignment2.ipynb has no static explorer: its explorer cell must pass "
+        "sweep=sweep_runs to HiddenUnitExplorer and the report be rerun (make report)")
+    assert not undescribed_figures(NOTEBOOK), (
+        f"{undescribed_figures(NOTEBOOK)} figures of the committed assignment2.ipynb carry no alt "
+        "text in their saved outputs: rerun the report (make report) with "
+        "report.plots.show_figure(..., alt=...)")
     copy = tmp_path_factory.mktemp("committed") / "assignment2.ipynb"
     shutil.copy(NOTEBOOK, copy)
     return copy
@@ -132,11 +131,7 @@ def quick_html(quick_notebook) -> Path:
 
 @pytest.fixture(scope="module")
 def browser():
-    lacking = missing()
-    if lacking:
-        if os.environ.get("A2_REQUIRE_BROWSER") == "1":
-            raise RuntimeError(f"the browser tests are required here but need {lacking}")
-        pytest.skip(f"the browser tests need {lacking}")
+    require_browser()
     with chromium() as browser:
         yield browser
 
