@@ -22,6 +22,16 @@ import pytest  # noqa: E402
 _LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
 
+def load_file(path: str | os.PathLike, name: str | None = None):
+    """Import a module by file path (export/ and benchmarks/ are folders of scripts, not packages)."""
+    import importlib.util
+    path = Path(path)
+    spec = importlib.util.spec_from_file_location(name or path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.fixture(autouse=True)
 def _only_loopback_network(monkeypatch):
     """Refuse any socket connection that is not to the loopback address (or a local AF_UNIX

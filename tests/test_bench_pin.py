@@ -4,20 +4,17 @@ native/pinned as a speed-up."""
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
+from conftest import load_file
 
 BENCH_PATH = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_pin.py"
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_pin", BENCH_PATH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_file(BENCH_PATH)
 
 
 def result(core: str, dispatch: str, steps: float = 1000.0, check: float = 0.04,

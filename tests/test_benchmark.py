@@ -6,11 +6,11 @@ two plain re-implementations, and it checks that the benchmark compares like wit
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import load_file
 
 import helpers
 
@@ -19,10 +19,7 @@ BENCH_PATH = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_trai
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_train", BENCH_PATH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_file(BENCH_PATH)
 
 
 @pytest.fixture(scope="module")

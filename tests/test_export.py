@@ -10,7 +10,6 @@ needed).  The preprocessor and checker unit tests need neither.
 """
 
 import copy
-import importlib.util
 import json
 import re
 import shutil
@@ -20,6 +19,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from conftest import load_file
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output, new_raw_cell
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,12 +35,9 @@ PROSE = (
 )
 
 
-def _load(name, path):
+def _load(name: str, path: Path):
     """Import a module of export/ by file path (export/ is not a package)."""
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_file(path, name)
 
 
 check_pdf = _load("check_pdf", CHECKER)

@@ -25,7 +25,6 @@ they fail instead).
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import os
 import re
@@ -37,6 +36,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from conftest import load_file
 from browser_support import (ROOT, OfflinePage, chromium, export_html, require_browser,
                              shared_quick_report, undescribed_figures, wait_until)
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
@@ -51,10 +51,7 @@ ALLOWED_VIOLATIONS: dict[str, str] = {}
 
 def _load(name: str, path: Path):
     """Import a module of export/ by file path (export/ is not a package)."""
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_file(path, name)
 
 
 if str(EXPORT) not in sys.path:

@@ -26,7 +26,6 @@ with ``A2_REQUIRE_BROWSER=1`` (CI) the browser tests fail instead.
 from __future__ import annotations
 
 import base64
-import importlib.util
 import json
 import os
 import re
@@ -38,6 +37,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from conftest import load_file
 from browser_support import (ROOT, OfflinePage, chromium, export_html, jupyter_lab, require_browser,
                              shared_quick_report, undescribed_figures, wait_until)
 
@@ -49,10 +49,7 @@ TASKS = ["1a", "1b", "2a", "2b", "2c", "2d", "3a", "3b", "3c", "4a", "4b", "4c",
 
 def _load(name: str, path: Path):
     """Import a module of export/ by file path (export/ is not a package)."""
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_file(path, name)
 
 
 check_html = _load("check_html", ROOT / "export" / "check_html.py")
