@@ -45,19 +45,6 @@ from helpers import (
 # Experiments: an on-disk cache keyed by config, data and code; independent runs in parallel
 # ================================================================================================
 
-def engine_version(engine: str | os.PathLike = helpers.__file__,
-                   blas_core: str = helpers.BLAS_CORE) -> str:
-    """SHA-256 (16 hex digits) of the engine file as a whole, the NumPy version and OpenBLAS's
-    kernel family (`helpers.blas_core`: it picks `helpers.matmul`'s strategy and the products'
-    last bits): any edit to ``helpers.py``, and a run under ``OPENBLAS_CORETYPE=Haswell`` on an
-    AVX-512 machine, has runs of its own; edits to the report's modules invalidate none."""
-    text = Path(engine).read_bytes()
-    return hashlib.sha256(text + f"numpy {np.__version__} blas {blas_core}".encode()).hexdigest()[:16]
-
-
-CODE_VERSION = engine_version()  # part of every cache key
-
-
 def environment() -> dict:
     """What fixes the report's last bits besides its code and data, as this process has it: the
     OpenBLAS kernel family read back from OpenBLAS (`helpers.blas_core`), the code NumPy's float64
@@ -68,6 +55,19 @@ def environment() -> dict:
     dispatch = opt_func_info(func_name="^exp$", signature="float64")["exp"]["dd"]["current"]
     return dict(blas_core=helpers.BLAS_CORE, numpy_dispatch=dispatch, numpy=np.__version__,
                 blas=f"{blas.get('name', '?')} {blas.get('version', '?')}")
+
+
+def engine_version(engine: str | os.PathLike = helpers.__file__, env: dict | None = None) -> str:
+    """SHA-256 (16 hex digits) of the engine file as a whole and the `environment` it runs in (the
+    OpenBLAS kernel family, which also picks `helpers.matmul`'s strategy, NumPy's dispatch and the
+    versions): any edit to ``helpers.py``, and a run with other kernels, has runs of its own; edits
+    to the report's modules invalidate none."""
+    env = environment() if env is None else env
+    text = Path(engine).read_bytes()
+    return hashlib.sha256(text + json.dumps(env, sort_keys=True).encode()).hexdigest()[:16]
+
+
+CODE_VERSION = engine_version()  # part of every cache key
 
 
 def default_cache_dir() -> Path:

@@ -81,6 +81,16 @@ def test_engine_version_covers_the_whole_engine_file_and_nothing_else(tmp_path):
         assert report_module.read_bytes() not in engine.encode()
 
 
+def test_engine_version_covers_the_kernels_it_runs_with():
+    """Runs made with other kernels (OpenBLAS's family, NumPy's dispatch) or versions are other
+    runs: each field of the environment changes the version."""
+    env = experiments.environment()
+    assert experiments.engine_version(env=env) == experiments.CODE_VERSION
+    for field, other in (("blas_core", "SkylakeX"), ("numpy_dispatch", "X86_V4"), ("numpy", "0.0"),
+                         ("blas", "another BLAS")):
+        assert experiments.engine_version(env=dict(env, **{field: other})) != experiments.CODE_VERSION
+
+
 def test_data_fingerprint_changes_with_one_pixel(tiny_data):
     X = tiny_data.X_val.copy()
     X[5, 100] += 1e-3
