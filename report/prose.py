@@ -32,6 +32,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from report.analysis import percent, signed
+
 MINUS = "\u2212"
 NBSP = "\u00a0"
 
@@ -39,10 +41,6 @@ NBSP = "\u00a0"
 # ================================================================================================
 # What a claim can say: numbers as the prose prints them, and the primary verdicts' words
 # ================================================================================================
-
-def signed(x: float, digits: int) -> str:
-    """'+4.31' or '−0.07', with a true minus sign (U+2212), as the prose writes it."""
-    return f"{x:+.{digits}f}".replace("-", MINUS)
 
 
 def namespace(results: dict) -> dict:
@@ -60,9 +58,6 @@ def namespace(results: dict) -> dict:
     SD = {k: {m: v[1] for m, v in r["mean_sd"].items()} for k, r in results["runs"].items()}
     seed = {k: r["per_seed"] for k, r in results["runs"].items()}
     said: list[tuple[str, str]] = []
-
-    def pct(x, digits=2):
-        return f"{100 * x:.{digits}f}{NBSP}%"
 
     def diff(d, scale=100, digits=2):
         return signed(scale * d["diff"], digits)
@@ -84,7 +79,7 @@ def namespace(results: dict) -> dict:
         said.append((task, words))
         return words
 
-    return dict(R=results, P=P, S=S, M=M, SD=SD, seed=seed, pct=pct, diff=diff, ci=ci, est=est,
+    return dict(R=results, P=P, S=S, M=M, SD=SD, seed=seed, pct=percent, diff=diff, ci=ci, est=est,
                 size=size, verdict=verdict, said=said)
 
 
