@@ -109,8 +109,6 @@ def shots(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def quick_notebook(tmp_path_factory) -> Path:
-    if not os.environ.get("MNIST_DIR"):
-        pytest.skip("the quick run needs MNIST_DIR set to the folder with the four MNIST files")
     return shared_quick_report(tmp_path_factory)
 
 
