@@ -52,7 +52,9 @@ def namespace(results: dict) -> dict:
     signed size; ci(d) its interval, '95 % CI +3.92 to +4.63' (the primary ones at their
     Bonferroni level); est(d) both, '+4.27 points (95 % CI +3.92 to +4.63)'; size(task) a primary
     difference's unsigned size, for the sentence its verdict words; verdict(task, higher, lower,
-    none) the words for that primary comparison's verdict (collected in ``said``)."""
+    none) the words for that primary comparison's verdict (collected in ``said``); than(x, y,
+    more, less) a word comparing two descriptive numbers (never a difference's sign); worst(key)
+    the kept weights of a configuration's least accurate seed."""
     P, S = results["primary"], results["secondary"]
     M = {k: {m: v[0] for m, v in r["mean_sd"].items()} for k, r in results["runs"].items()}
     SD = {k: {m: v[1] for m, v in r["mean_sd"].items()} for k, r in results["runs"].items()}
@@ -71,6 +73,12 @@ def namespace(results: dict) -> dict:
     def est(d, scale=100, digits=2, unit=" points"):
         return f"{diff(d, scale, digits)}{unit} ({ci(d, scale, digits)})"
 
+    def than(x, y, more, less):
+        return more if x > y else less
+
+    def worst(key):
+        return min((s["best"] for s in seed[key]), key=lambda best: best["val_accuracy"])
+
     def size(task, scale=100, digits=2):
         return f"{abs(scale * P[task]['diff']):.{digits}f}"
 
@@ -80,7 +88,7 @@ def namespace(results: dict) -> dict:
         return words
 
     return dict(R=results, P=P, S=S, M=M, SD=SD, seed=seed, pct=percent, diff=diff, ci=ci, est=est,
-                size=size, verdict=verdict, said=said)
+                size=size, verdict=verdict, said=said, than=than, worst=worst)
 
 
 def render(template: str, ns: dict) -> str:
@@ -131,7 +139,7 @@ CLAIMS: dict[str, list[str]] = {
         "{verdict('3b', 'raises', 'lowers', 'shows no difference in')} the validation accuracy of the kept weights: {est(P['3b'])}",
         "{est(S['3b']['best_epoch'], 1, 1, '')}, from {M['3a']['best_epoch']:.1f} to {M['3b']['best_epoch']:.1f}",
         "{est(S['3b']['val_loss_epoch1'], 1, 3, '')}",
-        "({pct(M['3b']['end_train_accuracy'])})",
+        "{pct(M['3b']['end_train_accuracy'])}",
         "{est(S['3b']['overfit_rise'], 1, 4, '')}",
     ],
     'md-3c': [
@@ -140,8 +148,7 @@ CLAIMS: dict[str, list[str]] = {
         "{est(S['3c']['val_loss_epoch1'], 1, 3, '')}",
         "{est(S['3c']['overfit_rise'], 1, 4, '')}",
         "{est(S['3c']['best_val_loss'], 1, 3, '')}",
-        "standard deviation {100 * SD['3c']['best_val_accuracy']:.2f} against {100 * SD['3b']['best_val_accuracy']:.2f} points",
-        "epoch {seed['3c'][1]['best']['epoch']:.1f}'s weights ({pct(seed['3c'][1]['best']['val_accuracy'])})",
+        "{than(SD['3c']['best_val_accuracy'], SD['3b']['best_val_accuracy'], 'more', 'less')} than 3b's (standard deviation {100 * SD['3c']['best_val_accuracy']:.2f} against {100 * SD['3b']['best_val_accuracy']:.2f} points); the least accurate kept epoch {worst('3c')['epoch']:.1f}'s weights ({pct(worst('3c')['val_accuracy'])})",
         "{pct(M['2c']['best_val_accuracy'])} to {pct(M['3c']['best_val_accuracy'])}, at epoch {M['3c']['best_epoch']:.1f} instead of {M['2c']['best_epoch']:.1f}",
     ],
     'md-4a': [
