@@ -1,5 +1,6 @@
 """The report's machinery, one module per concern, each importing only those before it:
 
+    timing          where the time goes: named phases, recorded when $A2_PROFILE is set
     configurations  the report's settings (full or quick) and its named configurations
     experiments     the run cache, parallel runs and their progress, the scikit-learn cross-check
     analysis        seed statistics, comparisons, Markdown tables, diagnostics

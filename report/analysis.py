@@ -23,6 +23,7 @@ from helpers import (
 )
 from report.configurations import RUN_NAMES
 from report.experiments import Run, single_threaded_blas
+from report.timing import timed
 
 # ================================================================================================
 # Analysis: seed statistics, tables, initialisation statistics, errors of the best network
@@ -212,6 +213,7 @@ def table_widths(columns: Sequence[Sequence[str]], budget: int = 70) -> list[int
     return [m + round(spare * w / sum(wants)) for m, w in zip(least, wants)]
 
 
+@timed("tables")
 def markdown_table(rows: Sequence[dict], columns: dict[str, str]) -> str:
     """A Markdown table: ``columns`` maps each row key to its header; values are str()-ed."""
     cells = [[str(row[k]) for k in columns] for row in rows]
@@ -259,6 +261,7 @@ def most_confident_mistakes(probabilities: np.ndarray, labels: np.ndarray,
 
 
 
+@timed("gradient checks")
 def gradient_check_report(X_raw: np.ndarray, Y_raw: np.ndarray, mean: float, std: float,
                           neurons_per_layer: Sequence[int], use_improved: bool = False,
                           weights_per_layer: int | None = None) -> tuple[list[dict], float, bool]:
@@ -390,6 +393,7 @@ def per_seed_results(runs: Sequence[Run]) -> dict:
     return out
 
 
+@timed("results.json")
 def write_results(path: str | os.PathLike, results: dict) -> None:
     """Write the report's key numbers as sorted, indented JSON (for tests and for diffs)."""
     atomic_write(Path(path), (json.dumps(results, indent=2, sort_keys=True) + "\n").encode())

@@ -38,6 +38,7 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
 from report import prose
+from report.timing import phase
 from report.configurations import report_settings
 
 PROGRESS_EVERY = 3.0    # seconds between two training-progress lines
@@ -214,8 +215,9 @@ def execute(path: Path, timeout: int) -> str:
         if settings.quick:
             terminal.say("quick mode: the prose keeps the numbers it quotes (from the full report)")
         else:
-            new = json.loads(results_path.read_text())
-            changed = prose.rerender(nb, new, [before, prose.committed_results(results_path)])
+            with phase("prose re-rendering"):
+                new = json.loads(results_path.read_text())
+                changed = prose.rerender(nb, new, [before, prose.committed_results(results_path)])
             env = new.get("environment", {})
             terminal.say(f"prose: {changed} Markdown cells re-rendered from {results_path.name} "
                          f"(OpenBLAS {env.get('blas_core') or '?'} kernels)")

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 import helpers
+from report.timing import phase, timed
 from helpers import (
     PROJECT_DIR,
     Dataset,
@@ -45,6 +46,7 @@ from helpers import (
 # Experiments: an on-disk cache keyed by config, data and code; independent runs in parallel
 # ================================================================================================
 
+@timed("environment read-back")
 def environment() -> dict:
     """What fixes the report's last bits besides its code and data, as this process has it: the
     OpenBLAS kernel family read back from OpenBLAS (`helpers.blas_core`), the code NumPy's float64
@@ -237,8 +239,9 @@ def _worker_main(parent: int, source: str | Dataset, fingerprint: str, cache_dir
                                f"started it with {expected_environment}: their runs would differ. "
                                "Start Python with the same OPENBLAS_CORETYPE and "
                                "NPY_DISABLE_CPU_FEATURES for both")
-        data = source if isinstance(source, Dataset) else prepare_data(
-            *load_mnist(source, download=False))
+        with phase("worker start-up (data)"):
+            data = source if isinstance(source, Dataset) else prepare_data(
+                *load_mnist(source, download=False))
         if data_fingerprint(data) != fingerprint:
             raise RuntimeError(f"worker processes loaded data (fingerprint "
                                f"{data_fingerprint(data)}) other than the data passed in "
@@ -250,9 +253,10 @@ def _worker_main(parent: int, source: str | Dataset, fingerprint: str, cache_dir
     while (task := tasks.get()) is not None:
         index, config = task
         try:
-            run = run_experiment(config, data, cache_dir=cache_dir, use_cache=use_cache,
-                                 progress=lambda p: events.put(("progress", p)),
-                                 fingerprint=fingerprint)
+            with phase("worker busy (training)"):
+                run = run_experiment(config, data, cache_dir=cache_dir, use_cache=use_cache,
+                                     progress=lambda p: events.put(("progress", p)),
+                                     fingerprint=fingerprint)
             events.put(("done", index, run))
         except Exception:
             events.put(("error", index, traceback.format_exc()))
@@ -406,6 +410,7 @@ class ProgressReporter:
 # Running many configurations: from the cache where possible, the rest in parallel
 # ================================================================================================
 
+@timed("runs: trained, or read from the cache")
 def run_experiments(configs: Sequence[TrainConfig], data: Dataset, *,
                     processes: int | None = None, cache_dir: str | os.PathLike | None = None,
                     use_cache: bool = True, data_dir: str | os.PathLike | None = None,
@@ -527,6 +532,7 @@ def _run_in_workers(todo: Sequence[TrainConfig], source: str | Dataset, processe
 # An independent cross-check: scikit-learn's MLPClassifier on the same data
 # ================================================================================================
 
+@timed("scikit-learn cross-check")
 def sklearn_crosscheck(data: Dataset, config: TrainConfig, epochs: int, *,
                        cache_dir: str | os.PathLike | None = None) -> dict:
     """Train scikit-learn's MLPClassifier as close to ``config`` as it allows, as an independent

@@ -34,6 +34,7 @@ import numpy as np
 from helpers import NUM_CLASSES, Dataset, History, Progress, TrainConfig, atomic_write
 from report.experiments import Run, cache_folder, cached_run, data_fingerprint, run_experiment
 from report.plots import figure_bytes, plot_explorer
+from report.timing import timed
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 PNG_DPI = 150          # the plot's pixels per inch; it is shown at 100 CSS pixels per inch (crisp)
@@ -193,6 +194,7 @@ def cached_png(run: Run, baseline: Run, dpi: int, folder: Path | None) -> bytes:
     return png
 
 
+@timed("explorer PNGs")
 def static_plots(sweep: Mapping[Position, Run], baseline: Run, dpi: int = STATIC_DPI,
                  cache: str | os.PathLike | None = None) -> dict[Position, StaticPlot]:
     """Every sweep network's explorer plot against ``baseline``, keyed as ``sweep``.

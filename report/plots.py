@@ -15,6 +15,7 @@ from matplotlib.figure import Figure
 
 from helpers import History, sigmoid_slope
 from report.configurations import FIGURE_DIR, RUN_NAMES
+from report.timing import phase
 
 if TYPE_CHECKING:  # plots draw finished runs; they never import the runner
     from report.experiments import Run
@@ -49,9 +50,11 @@ def show_figure(fig: Figure, name: str, folder: str | os.PathLike | None = None,
     from IPython.display import display
     if not alt.strip():
         raise ValueError(f"figure {name!r}: give it an alt text saying what it shows")
-    save_figure(fig, name, folder)
-    display({"image/png": figure_bytes(fig, "png"), "application/pdf": figure_bytes(fig, "pdf"),
-             "text/plain": alt}, metadata={"image/png": {"alt": alt}}, raw=True)
+    with phase("figures"):
+        save_figure(fig, name, folder)
+        bundle = {"image/png": figure_bytes(fig, "png"), "application/pdf": figure_bytes(fig, "pdf"),
+                  "text/plain": alt}
+    display(bundle, metadata={"image/png": {"alt": alt}}, raw=True)
 
 
 def figure_bytes(fig: Figure, fmt: str, dpi: int | None = None) -> bytes:
