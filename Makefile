@@ -24,12 +24,12 @@ $(STAMP): requirements.txt
 	touch $@
 
 ## report: run the whole notebook from a clean cache (full assignment settings), then the HTML
-## (which needs no TeX) and the PDF
+## (which needs no TeX) and the PDF, side by side (each export takes one core; their output is
+## printed whole, one after the other)
 report: $(STAMP)
 	rm -rf cache
 	$(EXECUTE) $(NB)
-	$(MAKE) html
-	$(MAKE) pdf
+	$(MAKE) --jobs=2 --output-sync=target html pdf
 
 ## lab: open the notebook in JupyterLab with the project's environment (the explorer needs a kernel)
 # The kernel runs the virtualenv's Python (the server's own) and inherits MNIST_DIR; unset, the loader

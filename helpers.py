@@ -124,6 +124,10 @@ MNIST_MIRRORS: tuple[str, ...] = (
 )
 #: The assignment's split: the first 20000 training images train, the 10000 test images validate.
 NUM_TRAIN, NUM_VAL, NUM_CLASSES = 20000, 10000, 10
+#: The other 40000 training images (indices 20000-59999), which the assignment leaves unused: no
+#: run trains on them or chooses its weights by them, so they score the weights early stopping
+#: keeps without the validation set's bias (the validation set both chooses and scores them).
+NUM_HELD_OUT = 60000 - NUM_TRAIN
 
 _HOW_TO_FIX = (
     "Set the environment variable MNIST_DIR (or pass data_dir=) to a folder holding the four "
@@ -252,17 +256,21 @@ def download_mnist_file(name: str, folder: Path, mirrors: Sequence[str] = MNIST_
 
 
 def load_mnist(data_dir: str | os.PathLike | None = None, *, download: bool = True,
-               mirrors: Sequence[str] = MNIST_MIRRORS) -> tuple[np.ndarray, ...]:
+               mirrors: Sequence[str] = MNIST_MIRRORS, held_out: bool = False
+               ) -> tuple[np.ndarray, ...]:
     """The assignment's MNIST split, verified.
 
     Args:
         data_dir: folder with the four IDX files (gzipped or not); default: see `mnist_dir`.
         download: fetch missing files from ``mirrors`` into that folder.
+        held_out: also return the training images the assignment leaves unused.
     Returns:
         X_train: uint8 (20000, 784), the first 20000 training images, flattened row by row.
         Y_train: int64 (20000,), digits 0-9.
         X_val: uint8 (10000, 784), the 10000 test images.
         Y_val: int64 (10000,).
+        and with ``held_out``: X_held_out uint8 (40000, 784) and Y_held_out int64 (40000,), the
+        training images 20000-59999 (`NUM_HELD_OUT`).
     Raises:
         MnistError: a file is missing (and could not be downloaded) or fails verification.
     """
@@ -279,7 +287,11 @@ def load_mnist(data_dir: str | os.PathLike | None = None, *, download: bool = Tr
     Y_train = arrays["train-labels-idx1-ubyte"][:NUM_TRAIN].astype(np.int64)
     X_val = arrays["t10k-images-idx3-ubyte"].reshape(NUM_VAL, -1)
     Y_val = arrays["t10k-labels-idx1-ubyte"].astype(np.int64)
-    return X_train, Y_train, X_val, Y_val
+    if not held_out:
+        return X_train, Y_train, X_val, Y_val
+    X_held_out = arrays["train-images-idx3-ubyte"][NUM_TRAIN:].reshape(NUM_HELD_OUT, -1)
+    Y_held_out = arrays["train-labels-idx1-ubyte"][NUM_TRAIN:].astype(np.int64)
+    return X_train, Y_train, X_val, Y_val, X_held_out, Y_held_out
 
 
 # ================================================================================================
@@ -787,23 +799,29 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class Dataset:
-    """Preprocessed data for training. X: float32 (N, 785); Y: float32 one-hot (N, 10)."""
+    """Preprocessed data for training. X: float32 (N, 785); Y: float32 one-hot (N, 10). The
+    held-out images, if any, only score the weights a run keeps (`NUM_HELD_OUT`); None otherwise."""
     X_train: np.ndarray
     Y_train: np.ndarray
     X_val: np.ndarray
     Y_val: np.ndarray
     mean: float
     std: float
+    X_held_out: np.ndarray | None = None
+    Y_held_out: np.ndarray | None = None
 
 
 def prepare_data(X_train: np.ndarray, Y_train: np.ndarray, X_val: np.ndarray, Y_val: np.ndarray,
+                 X_held_out: np.ndarray | None = None, Y_held_out: np.ndarray | None = None,
                  dtype: type = np.float32) -> Dataset:
-    """Normalise both splits with the training-set statistics, add the bias input, one-hot labels."""
+    """Normalise every split with the training-set statistics, add the bias input, one-hot labels.
+    ``prepare_data(*load_mnist(held_out=True))`` keeps the held-out images too."""
     mean, std = pixel_statistics(X_train)
-    return Dataset(pre_process_images(X_train, mean, std, dtype),
-                   one_hot_encode(Y_train, NUM_CLASSES).astype(dtype),
-                   pre_process_images(X_val, mean, std, dtype),
-                   one_hot_encode(Y_val, NUM_CLASSES).astype(dtype), mean, std)
+
+    def split(X, Y):
+        return pre_process_images(X, mean, std, dtype), one_hot_encode(Y, NUM_CLASSES).astype(dtype)
+    held_out = split(X_held_out, Y_held_out) if X_held_out is not None else (None, None)
+    return Dataset(*split(X_train, Y_train), *split(X_val, Y_val), mean, std, *held_out)
 
 
 def batch_indices(num_samples: int, batch_size: int, shuffle: bool,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import warnings
@@ -22,7 +23,7 @@ from helpers import (
     probe_gradient_norms,
 )
 from report.configurations import RUN_NAMES
-from report.experiments import Run, single_threaded_blas
+from report.experiments import CODE_VERSION, Run, cached_json, single_threaded_blas
 from report.timing import timed
 
 # ================================================================================================
@@ -264,20 +265,31 @@ def most_confident_mistakes(probabilities: np.ndarray, labels: np.ndarray,
 @timed("gradient checks")
 def gradient_check_report(X_raw: np.ndarray, Y_raw: np.ndarray, mean: float, std: float,
                           neurons_per_layer: Sequence[int], use_improved: bool = False,
-                          weights_per_layer: int | None = None) -> tuple[list[dict], float, bool]:
+                          weights_per_layer: int | None = None,
+                          cache_dir: str | os.PathLike | None = None) -> tuple[list[dict], float, bool]:
     """The report's gradient-check table: a float64 network (seed 0; improved sigmoid and init
     when ``use_improved``) checked on raw images X_raw (N, 784) with labels Y_raw (N,), at
     epsilon 1e-3 (the course's criterion: every |a - n| <= epsilon^2) and 1e-5.
 
+    The check is kept in the run cache (``cache_dir``, default `experiments.cache_folder`) under
+    the engine's version (`experiments.CODE_VERSION`: helpers.py and the kernels) and every input,
+    as a training run is: a rerun of the report reads it instead of checking again.
+
     Returns: (Markdown-ready rows, the largest relative error at 1e-5, whether the course's
     criterion held for every checked weight)."""
-    X = pre_process_images(X_raw, mean, std, np.float64)
-    Y = one_hot_encode(Y_raw, NUM_CLASSES)
-    model = SoftmaxModel(neurons_per_layer, use_improved, use_improved,
-                         rng=np.random.default_rng(0), dtype=np.float64)
-    with single_threaded_blas():
-        coarse, fine = (gradient_check_errors(model, X, Y, eps, weights_per_layer,
-                                              np.random.default_rng(1)) for eps in (1e-3, 1e-5))
+    def check() -> dict:
+        X = pre_process_images(X_raw, mean, std, np.float64)
+        Y = one_hot_encode(Y_raw, NUM_CLASSES)
+        model = SoftmaxModel(neurons_per_layer, use_improved, use_improved,
+                             rng=np.random.default_rng(0), dtype=np.float64)
+        with single_threaded_blas():
+            return {f"{eps:g}": gradient_check_errors(model, X, Y, eps, weights_per_layer,
+                                                      np.random.default_rng(1))
+                    for eps in (1e-3, 1e-5)}
+    inputs = [hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest() for a in (X_raw, Y_raw)]
+    errors = cached_json("gradient-check", [CODE_VERSION, inputs, mean, std, list(neurons_per_layer),
+                                            use_improved, weights_per_layer], check, cache_dir)
+    coarse, fine = errors["0.001"], errors["1e-05"]
     rows = [dict(layer=f"$W_{c['layer'] + 1}$ {c['shape'][0]}×{c['shape'][1]}",
                  checked=f"{c['checked']:,} of {c['shape'][0] * c['shape'][1]:,}",
                  abs3=f"{c['max_abs_error']:.1e}",

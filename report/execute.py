@@ -38,7 +38,7 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
 from report import prose
-from report.timing import phase
+from report import timing
 from report.configurations import report_settings
 
 PROGRESS_EVERY = 3.0    # seconds between two training-progress lines
@@ -135,10 +135,11 @@ class ReportClient(NotebookClient):
     """A NotebookClient that reports to a `Terminal` as it goes, and stops cleanly on Ctrl-C."""
 
     def __init__(self, nb, terminal: Terminal, **kwargs):
-        super().__init__(nb, on_cell_start=self._cell_start, **kwargs)
+        super().__init__(nb, on_cell_start=self._cell_start, on_cell_executed=self._cell_done,
+                         **kwargs)
         self.terminal, self.titles = terminal, section_titles(nb)
         self.code_cells = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"]
-        self.last_progress, self.summary = 0.0, ""
+        self.last_progress, self.summary, self.last_cell_done = 0.0, "", None
         self.interrupted = 0
 
     def _cell_start(self, cell, cell_index: int) -> None:
@@ -148,6 +149,9 @@ class ReportClient(NotebookClient):
         where = self.titles[cell_index] or "the start"
         self.terminal.doing = f"cell {n}/{len(self.code_cells)} ({where})"
         self.terminal.say(f"cell {n}/{len(self.code_cells)}: {where}")
+
+    def _cell_done(self, cell, cell_index: int, execute_reply) -> None:
+        self.last_cell_done = time.perf_counter()
 
     def process_message(self, msg, cell, cell_index):
         text = progress_text(msg)
@@ -200,11 +204,15 @@ def execute(path: Path, timeout: int) -> str:
                      f"code cells); Ctrl-C stops it and leaves the file as it was")
         client = ReportClient(nb, terminal, timeout=timeout, kernel_name="python3",
                               record_timing=False, store_widget_state=False,
+                              # nothing to save at the end: no graceful shutdown (~2.5 s)
+                              shutdown_kernel="immediate",
                               # (no "running over TCP without encryption" warning in the terminal)
                               extra_arguments=["--IPKernelApp.log_level=ERROR"],
                               resources={"metadata": {"path": str(path.parent)}})
         try:
             client.execute()
+            if client.last_cell_done is not None:
+                timing.record("kernel shutdown", time.perf_counter() - client.last_cell_done)
         except Exception as err:
             if client.interrupted:
                 raise KeyboardInterrupt from err
@@ -215,7 +223,7 @@ def execute(path: Path, timeout: int) -> str:
         if settings.quick:
             terminal.say("quick mode: the prose keeps the numbers it quotes (from the full report)")
         else:
-            with phase("prose re-rendering"):
+            with timing.phase("prose re-rendering"):
                 new = json.loads(results_path.read_text())
                 changed = prose.rerender(nb, new, [before, prose.committed_results(results_path)])
             env = new.get("environment", {})

@@ -10,12 +10,14 @@ The scikit-learn cross-check is cached the same way.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import io
 import json
 import os
 import queue
 import sys
+import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterable, Sequence
@@ -36,9 +38,6 @@ from helpers import (
     accuracy,
     atomic_write,
     cross_entropy_loss,
-    load_mnist,
-    mnist_dir,
-    prepare_data,
     train,
 )
 
@@ -82,13 +81,37 @@ def cache_folder(cache_dir: str | os.PathLike | None = None) -> Path:
     return Path(cache_dir or default_cache_dir())
 
 
+def data_arrays(data: Dataset) -> dict[str, np.ndarray]:
+    """The data's arrays by field name, the held-out ones only where the data has them."""
+    return {f.name: getattr(data, f.name) for f in dataclasses.fields(data)
+            if isinstance(getattr(data, f.name), np.ndarray)}
+
+
 def data_fingerprint(data: Dataset) -> str:
-    """SHA-256 (16 hex digits) of the preprocessed arrays, so that a cache entry is tied to data."""
+    """SHA-256 (16 hex digits) of the preprocessed arrays, so that a cache entry is tied to data
+    (held-out images included: a run's record holds its score on them)."""
     h = hashlib.sha256()
-    for a in (data.X_train, data.Y_train, data.X_val, data.Y_val):
+    for a in data_arrays(data).values():
         h.update(str((a.shape, a.dtype.str)).encode())
         h.update(np.ascontiguousarray(a).data)
     return h.hexdigest()[:16]
+
+
+def cached_json(kind: str, key: Sequence, compute: Callable[[], dict],
+                cache_dir: str | os.PathLike | None = None) -> dict:
+    """``compute()``, kept in the cache as ``<kind>-<hash of key>.json``: a rerun with the same
+    ``key`` (a JSON-serialisable list of everything the result depends on) reads the file instead
+    of computing again. An unusable entry is recomputed, with a RuntimeWarning, never trusted."""
+    digest = hashlib.sha256(json.dumps(list(key), sort_keys=True).encode()).hexdigest()[:20]
+    path = cache_folder(cache_dir) / f"{kind}-{digest}.json"
+    if path.exists():
+        try:
+            return json.loads(path.read_text())
+        except ValueError:
+            warnings.warn(f"cache entry {path.name} is unusable; recomputing", RuntimeWarning)
+    result = compute()
+    atomic_write(path, json.dumps(result).encode())
+    return result
 
 
 def cache_key(config: TrainConfig, fingerprint: str) -> str:
@@ -101,11 +124,14 @@ def cache_path(config: TrainConfig, fingerprint: str, cache_dir: Path) -> Path:
     return Path(cache_dir) / f"run-{slug}-{cache_key(config, fingerprint)}.npz"
 
 
-def save_run(path: Path, ws: Sequence[np.ndarray], history: History, fingerprint: str) -> None:
-    """Write a run (weights + history) as one .npz with a JSON header; atomic (temp + rename)."""
+def save_run(path: Path, ws: Sequence[np.ndarray], history: History, fingerprint: str,
+             held_out: dict | None = None) -> None:
+    """Write a run (weights, history, `held_out_score`) as one .npz with a JSON header; atomic
+    (temp + rename)."""
     meta = dict(key=cache_key(history.config, fingerprint), config=history.config.to_dict(),
                 best=history.best, last=history.last, stopped_early=history.stopped_early,
-                diverged=history.diverged, seconds=history.seconds, num_layers=len(ws))
+                diverged=history.diverged, seconds=history.seconds, num_layers=len(ws),
+                held_out=held_out)
     arrays = {name: getattr(history, name) for name in History.ARRAYS}
     arrays.update({f"w{l}": w for l, w in enumerate(ws)})
     blob = io.BytesIO()
@@ -114,8 +140,9 @@ def save_run(path: Path, ws: Sequence[np.ndarray], history: History, fingerprint
 
 
 def load_run(path: Path, config: TrainConfig,
-             fingerprint: str) -> tuple[list[np.ndarray], History]:
-    """Read a run written by `save_run`; raises (any exception) if it is corrupt or stale."""
+             fingerprint: str) -> tuple[list[np.ndarray], History, dict | None]:
+    """Read a run written by `save_run`: (weights, history, held-out score); raises (any
+    exception) if it is corrupt or stale."""
     with np.load(path, allow_pickle=False) as f:
         meta = json.loads(str(f["meta"]))
         if meta["key"] != cache_key(config, fingerprint) or meta["config"] != config.to_dict():
@@ -128,14 +155,16 @@ def load_run(path: Path, config: TrainConfig,
     history = History(config=config, best=meta["best"], last=meta["last"],
                       stopped_early=meta["stopped_early"], diverged=meta["diverged"],
                       seconds=meta["seconds"], **arrays)
-    return ws, history
+    return ws, history, meta["held_out"]
 
 
 @dataclass
 class Run:
-    """A finished run: its history, the best check's weights, and whether it came from the cache."""
+    """A finished run: its history, the best check's weights, their `held_out_score` (None for
+    data without held-out images), and whether it came from the cache."""
     history: History
     ws: list[np.ndarray]
+    held_out: dict | None = None
     cached: bool = False
 
     @property
@@ -162,13 +191,23 @@ def cached_run(config: TrainConfig, fingerprint: str, cache_dir: str | os.PathLi
     if not path.exists():
         return None
     try:
-        ws, history = load_run(path, config, fingerprint)
+        ws, history, held_out = load_run(path, config, fingerprint)
     except Exception as err:
         if warn:
             warnings.warn(f"cache entry {path.name} is unusable ({type(err).__name__}: {err}); "
                           f"recomputing {config.label()}", RuntimeWarning, stacklevel=3)
         return None
-    return Run(history, ws, cached=True)
+    return Run(history, ws, held_out, cached=True)
+
+
+def held_out_score(model: SoftmaxModel, data: Dataset) -> dict | None:
+    """The accuracy and loss of ``model`` (a run's kept weights) on the data's held-out images
+    (`helpers.NUM_HELD_OUT`), which chose nothing: dict(accuracy, loss), or None without them."""
+    if data.X_held_out is None:
+        return None
+    outputs = model.predict(data.X_held_out)
+    return dict(accuracy=accuracy(data.Y_held_out, outputs),
+                loss=cross_entropy_loss(data.Y_held_out, outputs))
 
 
 @contextlib.contextmanager
@@ -193,10 +232,11 @@ def run_experiment(config: TrainConfig, data: Dataset, *, cache_dir: str | os.Pa
         return run
     with single_threaded_blas():
         model, history = train(config, data, progress)
+        held_out = held_out_score(model, data)
     if use_cache:
         save_run(cache_path(config, fingerprint, cache_folder(cache_dir)),
-                 model.ws, history, fingerprint)
-    return Run(history, model.ws)
+                 model.ws, history, fingerprint, held_out)
+    return Run(history, model.ws, held_out)
 
 
 # ================================================================================================
@@ -219,11 +259,26 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def _worker_main(parent: int, source: str | Dataset, fingerprint: str, cache_dir: str,
+def write_data(data: Dataset, folder: Path) -> None:
+    """The data's arrays as .npy files, and its pixel statistics as JSON, in ``folder``: what the
+    worker processes read (`read_data`) instead of loading and preprocessing MNIST again."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, array in data_arrays(data).items():
+        np.save(folder / f"{name}.npy", array)
+    (folder / "statistics.json").write_text(json.dumps(dict(mean=data.mean, std=data.std)))
+
+
+def read_data(folder: Path) -> Dataset:
+    """The Dataset `write_data` wrote into ``folder``, the same bits."""
+    arrays = {path.stem: np.load(path) for path in sorted(folder.glob("*.npy"))}
+    return Dataset(**arrays, **json.loads((folder / "statistics.json").read_text()))
+
+
+def _worker_main(parent: int, data_folder: str, fingerprint: str, cache_dir: str,
                  use_cache: bool, tasks, events, expected_environment: dict) -> None:
     """A worker process: train each (index, config) from ``tasks`` until None, putting
     ("progress", Progress), ("done", index, Run) or ("error", index, text) on ``events``.
-    ``source`` is the MNIST folder to load the data from, or the data itself.
+    ``data_folder`` holds the parent's data (`write_data`).
 
     SIGINT is ignored here: the parent alone decides to stop, and ends its workers itself. The
     worker was started with SIGINT blocked (see `_Workers.start`), so a Ctrl-C that reached it
@@ -240,13 +295,11 @@ def _worker_main(parent: int, source: str | Dataset, fingerprint: str, cache_dir
                                "Start Python with the same OPENBLAS_CORETYPE and "
                                "NPY_DISABLE_CPU_FEATURES for both")
         with phase("worker start-up (data)"):
-            data = source if isinstance(source, Dataset) else prepare_data(
-                *load_mnist(source, download=False))
+            data = read_data(Path(data_folder))
         if data_fingerprint(data) != fingerprint:
-            raise RuntimeError(f"worker processes loaded data (fingerprint "
-                               f"{data_fingerprint(data)}) other than the data passed in "
-                               f"({fingerprint}); pass data_dir= or set MNIST_DIR to the folder "
-                               "the data came from, use send_data=True, or processes=1")
+            raise RuntimeError(f"the worker read data (fingerprint {data_fingerprint(data)}) other "
+                               f"than its parent's ({fingerprint}) from {data_folder}: was the "
+                               "folder changed while the runs started?")
     except Exception:
         events.put(("error", None, traceback.format_exc()))
         return
@@ -276,13 +329,13 @@ def expected_cost(config: TrainConfig) -> float:
 class _Workers:
     """``processes`` worker processes (spawned) fed from a task queue; `stop` ends them all."""
 
-    def __init__(self, processes: int, source: str | Dataset, fingerprint: str, cache_dir: str,
+    def __init__(self, processes: int, data_folder: str, fingerprint: str, cache_dir: str,
                  use_cache: bool):
         import multiprocessing as mp
         ctx = mp.get_context("spawn")
         self.tasks, self.events = ctx.Queue(), ctx.Queue()
         self.procs = [ctx.Process(target=_worker_main, daemon=True,
-                                  args=(os.getpid(), source, fingerprint, cache_dir,
+                                  args=(os.getpid(), data_folder, fingerprint, cache_dir,
                                         use_cache, self.tasks, self.events, environment()))
                       for _ in range(processes)]
         self.started: list = []
@@ -413,17 +466,14 @@ class ProgressReporter:
 @timed("runs: trained, or read from the cache")
 def run_experiments(configs: Sequence[TrainConfig], data: Dataset, *,
                     processes: int | None = None, cache_dir: str | os.PathLike | None = None,
-                    use_cache: bool = True, data_dir: str | os.PathLike | None = None,
-                    send_data: bool = False, quiet: bool = False) -> list[Run]:
+                    use_cache: bool = True, quiet: bool = False) -> list[Run]:
     """Run independent configs, in parallel processes, answering from the cache where it can.
 
     Args:
         configs: the runs (duplicates are run once).
-        data: the preprocessed data; worker processes load the same MNIST files themselves
-            (from ``data_dir`` or ``$MNIST_DIR``), which the data fingerprint then confirms.
+        data: the preprocessed data; the worker processes read it from files this process
+            writes once (`write_data`), and check its fingerprint.
         processes: worker processes (default: all cores); 1 runs in this process.
-        send_data: send ``data`` itself to each worker instead (pickled: about 100 MB per
-            worker for the assignment's split), for data that is not read from MNIST files.
         quiet: no progress display and no summary line.
     Returns:
         One Run per config, in order. Each worker pins BLAS to one thread, so the results equal
@@ -472,8 +522,8 @@ def run_experiments(configs: Sequence[TrainConfig], data: Dataset, *,
                                                 use_cache=use_cache, progress=on_progress,
                                                 fingerprint=fingerprint))
         elif todo:
-            _run_in_workers(todo, data if send_data else str(mnist_dir(data_dir)), processes,
-                            fingerprint, cache, use_cache, on_progress, finished)
+            _run_in_workers(todo, data, processes, fingerprint, cache, use_cache, on_progress,
+                            finished)
     except KeyboardInterrupt:
         if reporter:
             trained = len(results) - (len(dict.fromkeys(configs)) - len(todo))
@@ -489,13 +539,16 @@ def run_experiments(configs: Sequence[TrainConfig], data: Dataset, *,
     return [results[c] for c in configs]
 
 
-def _run_in_workers(todo: Sequence[TrainConfig], source: str | Dataset, processes: int,
+def _run_in_workers(todo: Sequence[TrainConfig], data: Dataset, processes: int,
                     fingerprint: str, cache: Path, use_cache: bool,
                     on_progress: Callable[[Progress], None],
                     finished: Callable[[TrainConfig, Run], None]) -> None:
     """Train ``todo`` (in that order) on ``processes`` workers; whatever happens (an error, a
-    Ctrl-C), the workers are ended and the cache holds no partial file when this returns."""
-    workers = _Workers(processes, source, fingerprint, str(cache), use_cache)
+    Ctrl-C), the workers are ended, and neither the cache nor the temporary folder that handed
+    them the data holds a file of theirs when this returns."""
+    shared = tempfile.TemporaryDirectory(prefix="a2-data-")
+    write_data(data, Path(shared.name))
+    workers = _Workers(processes, shared.name, fingerprint, str(cache), use_cache)
     done, interrupted = 0, False
     try:
         workers.start()
@@ -520,6 +573,7 @@ def _run_in_workers(todo: Sequence[TrainConfig], source: str | Dataset, processe
         interrupted = True
     finally:
         workers.stop()
+        shared.cleanup()
         if use_cache:
             remove_partial_writes(todo, fingerprint, cache)
     if interrupted:
@@ -545,14 +599,12 @@ def sklearn_crosscheck(data: Dataset, config: TrainConfig, epochs: int, *,
     the benchmarks' business, so no wall time is recorded.
     """
     import sklearn
-    key = hashlib.sha256(json.dumps([config.to_dict(), epochs, data_fingerprint(data),
-                                     sklearn.__version__, "no wall time"]).encode()).hexdigest()[:20]
-    path = cache_folder(cache_dir) / f"sklearn-{key}.json"
-    if path.exists():
-        try:
-            return json.loads(path.read_text())
-        except ValueError:
-            warnings.warn(f"cache entry {path.name} is unusable; recomputing", RuntimeWarning)
+    return cached_json("sklearn", [config.to_dict(), epochs, data_fingerprint(data),
+                                   sklearn.__version__, "no wall time"],
+                       lambda: _sklearn_crosscheck(data, config, epochs), cache_dir)
+
+
+def _sklearn_crosscheck(data: Dataset, config: TrainConfig, epochs: int) -> dict:
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.neural_network import MLPClassifier
     X_train, X_val = data.X_train[:config.train_size, :784], data.X_val[:config.val_size, :784]
@@ -571,5 +623,4 @@ def sklearn_crosscheck(data: Dataset, config: TrainConfig, epochs: int, *,
     result = dict(val_accuracy=accuracy(Y_val, probabilities),
                   val_loss=cross_entropy_loss(Y_val.astype(np.float64), probabilities),
                   train_accuracy=float(clf.score(X_train, y_train)), epochs=epochs)
-    atomic_write(path, json.dumps(result).encode())
     return result

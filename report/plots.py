@@ -42,17 +42,17 @@ def moving_average(x: np.ndarray, window: int) -> np.ndarray:
 
 def show_figure(fig: Figure, name: str, folder: str | os.PathLike | None = None, *,
                 alt: str) -> None:
-    """Save ``fig`` (see `save_figure`) and display it in the notebook as PNG (screen) and vector
-    PDF (the exported report), both rendered here with fixed metadata: no creation date, so a
-    rerun stores the same bytes. ``alt`` says what the figure shows, for a reader who cannot see
-    it: it is the output's ``alt`` metadata (the image's alt text in the HTML export) and its
-    plain-text form."""
+    """Save ``fig`` (see `save_figure`) and display it in the notebook as PNG (screen, rendered
+    here) and vector PDF (the exported report: the saved file's bytes, not drawn twice), both with
+    fixed metadata: no creation date, so a rerun stores the same bytes. ``alt`` says what the
+    figure shows, for a reader who cannot see it: it is the output's ``alt`` metadata (the image's
+    alt text in the HTML export) and its plain-text form."""
     from IPython.display import display
     if not alt.strip():
         raise ValueError(f"figure {name!r}: give it an alt text saying what it shows")
     with phase("figures"):
-        save_figure(fig, name, folder)
-        bundle = {"image/png": figure_bytes(fig, "png"), "application/pdf": figure_bytes(fig, "pdf"),
+        png_file, pdf_file = save_figure(fig, name, folder)
+        bundle = {"image/png": figure_bytes(fig, "png"), "application/pdf": pdf_file.read_bytes(),
                   "text/plain": alt}
     display(bundle, metadata={"image/png": {"alt": alt}}, raw=True)
 

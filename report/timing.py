@@ -21,24 +21,30 @@ import time
 from collections.abc import Callable, Iterator
 
 
+def record(name: str, seconds: float) -> None:
+    """Record ``seconds`` spent in phase ``name`` when ``$A2_PROFILE`` is set."""
+    path = os.environ.get("A2_PROFILE")
+    if not path:
+        return
+    line = json.dumps({"phase": name, "seconds": seconds, "pid": os.getpid()}) + "\n"
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line.encode())
+    finally:
+        os.close(fd)
+
+
 @contextlib.contextmanager
 def phase(name: str) -> Iterator[None]:
     """Time the block as phase ``name`` when ``$A2_PROFILE`` is set."""
-    path = os.environ.get("A2_PROFILE")
-    if not path:
+    if not os.environ.get("A2_PROFILE"):
         yield
         return
     start = time.perf_counter()
     try:
         yield
     finally:
-        line = json.dumps({"phase": name, "seconds": time.perf_counter() - start,
-                           "pid": os.getpid()}) + "\n"
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            os.write(fd, line.encode())
-        finally:
-            os.close(fd)
+        record(name, time.perf_counter() - start)
 
 
 def timed(name: str) -> Callable[[Callable], Callable]:

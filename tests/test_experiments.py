@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -40,8 +41,8 @@ def npz_files(folder: Path) -> list[Path]:
 
 
 def assert_same_run(a: experiments.Run, b: experiments.Run) -> None:
-    """Bit-for-bit equal histories and weights."""
-    assert a.config == b.config
+    """Bit-for-bit equal histories, weights and held-out scores."""
+    assert a.config == b.config and a.held_out == b.held_out
     for name in helpers.History.ARRAYS:
         x, y = getattr(a.history, name), getattr(b.history, name)
         assert x.dtype == y.dtype and x.shape == y.shape and x.tobytes() == y.tobytes(), name
@@ -395,13 +396,16 @@ def test_sklearn_crosscheck_records_no_wall_time(tiny_data, tiny_config, cache):
 
 
 def test_workers_given_the_data_equal_a_serial_run_bit_for_bit(tiny_data, tiny_config, cache):
-    """send_data=True: synthetic data (no MNIST files) in two worker processes, the serial
-    results bit for bit, in the caller's order, written to the cache by the workers."""
+    """Synthetic data (no MNIST files), handed to two worker processes in files: the serial
+    results bit for bit, in the caller's order, written to the cache by the workers, and no
+    file of the hand-over left behind."""
     configs = [tiny_config.replace(seed=s, use_momentum=bool(s % 2)) for s in range(4)]
     serial = experiments.run_experiments(configs, tiny_data, processes=1, use_cache=False,
                                          quiet=True)
+    folders = set(Path(tempfile.gettempdir()).glob("a2-data-*"))
     parallel = experiments.run_experiments(configs, tiny_data, processes=2, cache_dir=cache,
-                                           send_data=True, quiet=True)
+                                           quiet=True)
+    assert set(Path(tempfile.gettempdir()).glob("a2-data-*")) == folders
     assert [r.config for r in parallel] == configs and not any(r.cached for r in parallel)
     for s, p in zip(serial, parallel):
         assert_same_run(s, p)

@@ -68,40 +68,69 @@ def test_one_epoch_with_all_tricks_learns(real_data):
     assert not h.diverged and not h.stopped_early
 
 
-def test_parallel_equals_serial_bit_for_bit(real_data, mnist_folder, tmp_path):
-    """Two worker processes load MNIST themselves (data_dir) and give the serial results; order
-    is kept and a duplicate config is run once."""
+@pytest.fixture(scope="module")
+def held_out_data(mnist_folder) -> helpers.Dataset:
+    """The assignment's split with the held-out images, as the report prepares it."""
+    return helpers.prepare_data(*helpers.load_mnist(mnist_folder, download=False, held_out=True))
+
+
+def test_held_out_images_are_the_unused_training_images_and_overlap_no_other(mnist_folder,
+                                                                             real_raw):
+    """The held-out images are training images 20,000-59,999, and none of them is, byte for byte,
+    a training or a validation image: they score the kept weights on images no run has seen."""
+    X_train, Y_train, X_val, Y_val, X_held, Y_held = helpers.load_mnist(
+        mnist_folder, download=False, held_out=True)
+    for a, b in zip((X_train, Y_train, X_val, Y_val), real_raw):
+        assert np.array_equal(a, b)
+    assert X_held.shape == (40000, 784) and Y_held.shape == (40000,)
+    assert sorted(np.unique(Y_held)) == list(range(10))
+    rows = lambda X: {row.tobytes() for row in X}          # noqa: E731
+    held = rows(X_held)
+    assert len(held) == 40000
+    assert not held & rows(X_train) and not held & rows(X_val)
+
+
+def test_parallel_equals_serial_bit_for_bit(held_out_data, tmp_path):
+    """Two worker processes given the data (held-out images included) give the serial results,
+    held-out scores included; order is kept and a duplicate config is run once."""
     a = helpers.TrainConfig(num_epochs=1, train_size=2000, val_size=2000, seed=1)
     b = helpers.TrainConfig(num_epochs=1, train_size=2000, val_size=2000, seed=2,
                             use_improved_weight_init=True, use_improved_sigmoid=True,
                             use_momentum=True, neurons_per_layer=(32, 32, 10))
     configs = [b, a, b]
-    serial = experiments.run_experiments(configs, real_data, processes=1, cache_dir=tmp_path / "s",
-                                     quiet=True)
-    parallel = experiments.run_experiments(configs, real_data, processes=2, cache_dir=tmp_path / "p",
-                                       data_dir=mnist_folder, quiet=True)
+    serial = experiments.run_experiments(configs, held_out_data, processes=1,
+                                         cache_dir=tmp_path / "s", quiet=True)
+    parallel = experiments.run_experiments(configs, held_out_data, processes=2,
+                                           cache_dir=tmp_path / "p", quiet=True)
     assert [r.config for r in parallel] == configs
     assert not any(r.cached for r in serial + parallel)
     for s, p in zip(serial, parallel):
         assert_same_run(s, p)
+        with experiments.single_threaded_blas():       # the score is the kept weights' own
+            outputs = s.model().predict(held_out_data.X_held_out)
+        assert s.held_out == dict(accuracy=helpers.accuracy(held_out_data.Y_held_out, outputs),
+                                  loss=helpers.cross_entropy_loss(held_out_data.Y_held_out,
+                                                                  outputs))
     assert len(npz_files(tmp_path / "p")) == 2  # the workers wrote the cache
-    cached = experiments.run_experiments(configs, real_data, processes=2, cache_dir=tmp_path / "p",
-                                     data_dir=mnist_folder, quiet=True)
+    cached = experiments.run_experiments(configs, held_out_data, processes=2,
+                                         cache_dir=tmp_path / "p", quiet=True)
     assert all(r.cached for r in cached)
     for s, c in zip(serial, cached):
         assert_same_run(s, c)
 
 
-def test_parallel_workers_refuse_other_data(real_data, mnist_folder, tmp_path):
-    """If the workers' MNIST differs from the data passed in, the runner says so instead of
-    caching results under the wrong fingerprint."""
+def test_parallel_workers_refuse_other_data(real_data, tmp_path, monkeypatch):
+    """If the files the workers read do not hold the data passed in, the runner says so instead
+    of caching results under the wrong fingerprint."""
     fewer = helpers.Dataset(real_data.X_train[:5000], real_data.Y_train[:5000],
                             real_data.X_val, real_data.Y_val, real_data.mean, real_data.std)
+    write = experiments.write_data
+    monkeypatch.setattr(experiments, "write_data", lambda data, folder: write(fewer, folder))
     configs = [helpers.TrainConfig(num_epochs=1, train_size=500, val_size=500, seed=s,
                                    checks_per_epoch=1) for s in (1, 2)]
     with pytest.raises(RuntimeError, match="fingerprint"):
-        experiments.run_experiments(configs, fewer, processes=2, cache_dir=tmp_path,
-                                data_dir=mnist_folder, quiet=True)
+        experiments.run_experiments(configs, real_data, processes=2, cache_dir=tmp_path,
+                                    quiet=True)
     assert npz_files(tmp_path) == []
 
 

@@ -35,16 +35,16 @@ CONFIGS = [h.TrainConfig(neurons_per_layer=(32, 10), train_size=4000, val_size=2
                          use_improved_weight_init=True, seed=s) for s in range(8)]
 
 def load_data():
-    \"\"\"(data, how the workers get it): MNIST from $MNIST_DIR, else synthetic images.\"\"\"
+    \"\"\"MNIST from $MNIST_DIR, else synthetic images.\"\"\"
     if os.environ.get("MNIST_DIR"):
-        return h.prepare_data(*h.load_mnist(download=False)), dict(send_data=False)
+        return h.prepare_data(*h.load_mnist(download=False))
     rng = np.random.default_rng(0)
     prototypes = rng.integers(0, 256, size=(10, 784))
     def images(n):
         labels = rng.integers(0, 10, size=n)
         noisy = prototypes[labels] + rng.normal(0, 60, size=(n, 784))
         return np.clip(noisy, 0, 255).astype(np.uint8), labels
-    return h.prepare_data(*images(4000), *images(2000)), dict(send_data=True)
+    return h.prepare_data(*images(4000), *images(2000))
 """
 
 
@@ -114,29 +114,19 @@ def training_script(tmp_path: Path, quiet: bool = True) -> Path:
     script = tmp_path / "train.py"
     script.write_text(SETUP.format(root=str(ROOT)) + textwrap.dedent(f"""
         if __name__ == "__main__":
-            data, how = load_data()
+            data = load_data()
             experiments.run_experiments(CONFIGS, data, processes=2, cache_dir={str(tmp_path)!r},
-                                        quiet={quiet}, **how)
+                                        quiet={quiet})
         """))
     return script
 
 
 @pytest.fixture(scope="module")
-def data_and_how():
+def data():
     return setup_namespace()["load_data"]()
 
 
-@pytest.fixture(scope="module")
-def data(data_and_how):
-    return data_and_how[0]
-
-
-@pytest.fixture(scope="module")
-def how(data_and_how):
-    return data_and_how[1]
-
-
-def test_ctrl_c_stops_the_workers_at_once_and_a_rerun_resumes(tmp_path, data, how):
+def test_ctrl_c_stops_the_workers_at_once_and_a_rerun_resumes(tmp_path, data):
     script = training_script(tmp_path, quiet=False)
     # A process started from a non-interactive shell ignores SIGINT; a terminal's does not.
     process = subprocess.Popen([sys.executable, str(script)], cwd=ROOT, stderr=subprocess.PIPE,
@@ -165,7 +155,7 @@ def test_ctrl_c_stops_the_workers_at_once_and_a_rerun_resumes(tmp_path, data, ho
 
     # Running it again trains only what is missing.
     runs = experiments.run_experiments(configs(), data, processes=2, cache_dir=tmp_path,
-                                       quiet=True, **how)
+                                       quiet=True)
     assert sum(r.cached for r in runs) == kept
     assert [r.config for r in runs] == configs()
     assert check_cache(tmp_path, data) == len(configs())
@@ -173,7 +163,7 @@ def test_ctrl_c_stops_the_workers_at_once_and_a_rerun_resumes(tmp_path, data, ho
 
 @pytest.mark.parametrize("when", ["starting", "training"])
 def test_terminal_ctrl_c_to_the_whole_process_group_leaves_no_worker_traceback(tmp_path, data,
-                                                                              how, when):
+                                                                              when):
     """A terminal sends SIGINT to every process of the group, workers included: they ignore it,
     also while they are still starting (importing), and the parent alone reports the interrupt."""
     script = training_script(tmp_path)
@@ -212,9 +202,9 @@ def test_the_kernel_stop_button_interrupts_training_within_seconds(tmp_path, dat
     try:
         kc.execute_interactive("import os", timeout=60, output_hook=quiet)  # the kernel is ready
         code = SETUP.format(root=str(ROOT)) + textwrap.dedent(f"""
-            data, how = load_data()
+            data = load_data()
             runs = experiments.run_experiments(CONFIGS, data, processes=2,
-                                               cache_dir={str(tmp_path)!r}, **how)
+                                               cache_dir={str(tmp_path)!r})
             """)
         msg_id = kc.execute(code)
         assert wait_for(lambda: len(entries(tmp_path)) >= 1, 120), "no run finished"
@@ -242,7 +232,7 @@ def test_the_kernel_stop_button_interrupts_training_within_seconds(tmp_path, dat
         km.shutdown_kernel()
 
 
-def test_a_failing_worker_is_reported_and_nothing_is_left_running(tmp_path, data, how):
+def test_a_failing_worker_is_reported_and_nothing_is_left_running(tmp_path, data):
     """A run that fails in a worker (here: its cache folder cannot be created): the error names
     the run and the cause, and every worker is ended."""
     before = set(children(os.getpid()))
@@ -250,19 +240,20 @@ def test_a_failing_worker_is_reported_and_nothing_is_left_running(tmp_path, data
     not_a_folder.write_text("")
     with pytest.raises(RuntimeError, match="(?s)a worker failed while .*(Exists|NotADirectory)"):
         experiments.run_experiments(configs()[:2], data, processes=2, cache_dir=not_a_folder,
-                                    quiet=True, **how)
+                                    quiet=True)
     assert wait_for(lambda: not [c for c in set(children(os.getpid())) - before if running(c)], 3)
 
 
-@pytest.mark.skipif(not os.environ.get("MNIST_DIR"), reason="needs the MNIST files")
-def test_workers_that_load_other_data_are_reported(tmp_path, data):
-    """Data that the workers cannot reproduce from the MNIST files: the error names the cause,
-    the workers end."""
+def test_workers_that_read_other_data_are_reported(tmp_path, data, monkeypatch):
+    """Files that do not hold the data passed in (changed after they were written, say): the
+    error names the cause, the workers end."""
     import dataclasses
     fewer = dataclasses.replace(data, X_val=data.X_val[:-1], Y_val=data.Y_val[:-1])
+    write = experiments.write_data
+    monkeypatch.setattr(experiments, "write_data", lambda data, folder: write(fewer, folder))
     before = set(children(os.getpid()))
     with pytest.raises(RuntimeError, match="fingerprint"):
-        experiments.run_experiments(configs()[:2], fewer, processes=2, cache_dir=tmp_path,
+        experiments.run_experiments(configs()[:2], data, processes=2, cache_dir=tmp_path,
                                     quiet=True)
     assert wait_for(lambda: not [c for c in set(children(os.getpid())) - before if running(c)], 3)
 
