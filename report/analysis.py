@@ -13,7 +13,6 @@ import numpy as np
 
 from helpers import (
     NUM_CLASSES,
-    History,
     SoftmaxModel,
     TrainConfig,
     atomic_write,
@@ -40,32 +39,47 @@ LEVEL = 0.05
 PRIMARY_MEASURE = "best_val_accuracy"
 
 
-def run_metrics(history: History) -> dict[str, float]:
+def run_metrics(run: Run) -> dict[str, float]:
     """The numbers the report compares, for one run, in both readings of early stopping.
 
-    At the *best check* (the lowest validation loss; the weights early stopping keeps):
-    best_val_loss, best_val_accuracy, best_train_accuracy, best_epoch. At the *end of training*
-    (the last check, where patience or the epoch limit ended the run): end_val_loss,
-    end_val_accuracy, end_train_accuracy, end_epoch. And: val_loss_epoch1, the validation loss
-    after one epoch (convergence speed); overfit_rise = end_val_loss - best_val_loss (how far the
-    validation loss climbed after the best check); accuracy_gain = end_val_accuracy -
-    best_val_accuracy (what validation accuracy did meanwhile); best_gap = best_train_accuracy -
-    best_val_accuracy (the generalisation gap of the kept weights)."""
-    h = history
-    after_one = int(np.searchsorted(h.check_steps, h.config.steps_per_epoch))
-    return dict(best_val_loss=h.best["val_loss"], best_val_accuracy=h.best["val_accuracy"],
-                best_train_accuracy=h.best["train_accuracy"], best_epoch=h.best["epoch"],
-                end_val_loss=h.last["val_loss"], end_val_accuracy=h.last["val_accuracy"],
-                end_train_accuracy=h.last["train_accuracy"], end_epoch=h.last["epoch"],
-                val_loss_epoch1=float(h.val_loss[min(after_one, h.val_loss.size - 1)]),
-                overfit_rise=h.last["val_loss"] - h.best["val_loss"],
-                accuracy_gain=h.last["val_accuracy"] - h.best["val_accuracy"],
-                best_gap=h.best["train_accuracy"] - h.best["val_accuracy"])
+    At the *best check* (the lowest validation loss; the weights early stopping keeps, the *kept
+    weights*): best_val_loss, best_val_accuracy, best_train_loss (on the whole training set),
+    best_train_accuracy, best_epoch, and, where the data had held-out images, held_out_accuracy
+    and held_out_loss (the kept weights scored on images that chose nothing). At the *end of
+    training* (the last check, where patience or the epoch limit ended the run): end_val_loss,
+    end_val_accuracy, end_train_accuracy, end_epoch. And:
+
+    - val_loss_epoch1: the validation loss after one epoch (convergence speed);
+    - overfit_rise, *the rise*: end_val_loss - best_val_loss, how far the validation loss climbed
+      after the kept weights: over the 10 epochs of patience, or fewer where the epoch limit came
+      first (overfitting);
+    - accuracy_gain: end_val_accuracy - best_val_accuracy, what the validation accuracy did
+      meanwhile;
+    - best_gap: best_train_accuracy - best_val_accuracy, the kept weights' generalisation gap;
+    - val_loss_noise: the mean absolute change of the validation loss from one check to the next,
+      from the end of the first epoch on (how jagged its curve is)."""
+    h = run.history
+    after_one = min(int(np.searchsorted(h.check_steps, h.config.steps_per_epoch)), h.val_loss.size - 1)
+    metrics = dict(best_val_loss=h.best["val_loss"], best_val_accuracy=h.best["val_accuracy"],
+                   best_train_loss=h.best["train_loss"],
+                   best_train_accuracy=h.best["train_accuracy"], best_epoch=h.best["epoch"],
+                   end_val_loss=h.last["val_loss"], end_val_accuracy=h.last["val_accuracy"],
+                   end_train_accuracy=h.last["train_accuracy"], end_epoch=h.last["epoch"],
+                   val_loss_epoch1=float(h.val_loss[after_one]),
+                   overfit_rise=h.last["val_loss"] - h.best["val_loss"],
+                   accuracy_gain=h.last["val_accuracy"] - h.best["val_accuracy"],
+                   best_gap=h.best["train_accuracy"] - h.best["val_accuracy"],
+                   val_loss_noise=float(np.abs(np.diff(h.val_loss[after_one:])).mean())
+                   if h.val_loss.size - after_one > 1 else 0.0)
+    if run.held_out is not None:
+        metrics.update(held_out_accuracy=run.held_out["accuracy"],
+                       held_out_loss=run.held_out["loss"])
+    return metrics
 
 
 def seed_metrics(runs: Sequence[Run]) -> dict[str, np.ndarray]:
     """`run_metrics` of each run (one per seed): metric -> float64 (S,), in the runs' order."""
-    rows = [run_metrics(r.history) for r in runs]
+    rows = [run_metrics(r) for r in runs]
     return {m: np.array([row[m] for row in rows], dtype=np.float64) for m in rows[0]}
 
 
@@ -132,10 +146,17 @@ def primary_comparisons(metrics: dict[str, dict[str, np.ndarray]], configs: dict
     and the `verdict` of that interval, which is 'higher' or 'lower' exactly when the adjusted
     p-value is below LEVEL (the interval and the test are the same t-test's).
 
+    Where the runs were scored on held-out images, each comparison also holds ``held_out``: the
+    same difference of ``held_out_accuracy``, by the same test at the same level, and ``side``,
+    the side of zero its interval lies on (as `verdict` words it). It is the check of the
+    verdict's selection bias (the validation set chose the kept weights it scores), not a second
+    verdict.
+
     Args:
         metrics: configuration -> `seed_metrics`; configs: configuration -> TrainConfig.
         pairs: task -> (before, after), e.g. {"3a": ("2c", "3a"), ...}.
-    Returns: task -> dict(before, after, measure, paired, adjusted_p_value, verdict, **difference)."""
+    Returns: task -> dict(before, after, measure, paired, adjusted_p_value, verdict, **difference,
+    and held_out=dict(side, **difference) where there are held-out scores)."""
     out = {}
     for task, (before, after) in pairs.items():
         paired = seeds_shared(configs[before], configs[after])
@@ -143,6 +164,10 @@ def primary_comparisons(metrics: dict[str, dict[str, np.ndarray]], configs: dict
                        level=LEVEL / len(pairs))
         out[task] = dict(before=before, after=after, measure=measure, paired=paired, **d,
                          adjusted_p_value=min(1.0, d["p_value"] * len(pairs)), verdict=verdict(d))
+        if "held_out_accuracy" in metrics[before] and "held_out_accuracy" in metrics[after]:
+            h = difference(metrics[before]["held_out_accuracy"], metrics[after]["held_out_accuracy"],
+                           paired, level=LEVEL / len(pairs))
+            out[task]["held_out"] = dict(side=verdict(h), **h)
     return out
 
 
@@ -160,19 +185,28 @@ def secondary_differences(metrics: dict[str, dict[str, np.ndarray]], configs: di
     return out
 
 
+def interaction(metrics: dict[str, dict[str, np.ndarray]], configs: dict[str, TrainConfig],
+                change: Sequence[tuple[str, str]], measure: str) -> dict:
+    """How much more one change helps one network than another: with ``change`` = [(a, a'),
+    (b, b')], the difference of the two changes' effects, (b' - b) - (a' - a), over seeds. Each
+    effect is taken seed by seed (the pairs must share their seeds' weights and batches,
+    `seeds_shared`), and the two sets of per-seed effects are compared by Welch's t-test: an
+    estimate with its 95 % interval, no verdict. Returns `difference`'s dict without the p-value,
+    with ``mean_before`` and ``mean_after`` the two mean effects."""
+    effects = []
+    for before, after in change:
+        if not seeds_shared(configs[before], configs[after]):
+            raise ValueError(f"{before} and {after} do not share their seeds' weights and batches: "
+                             "their effect cannot be taken seed by seed")
+        effects.append(np.asarray(metrics[after][measure]) - np.asarray(metrics[before][measure]))
+    d = difference(effects[0], effects[1], paired=False)
+    del d["p_value"]
+    return d
+
+
 def format_p(p: float) -> str:
     """'p < 0.001', 'p = 0.0079', 'p = 0.046', 'p = 0.41'."""
     return "p < 0.001" if p < 0.001 else f"p = {p:.2g}" if p < 0.1 else f"p = {p:.2f}"
-
-
-def mean_std(ms: tuple[float, float], digits: int = 4, percent: bool = False) -> str:
-    """'0.1234 ± 0.0012', or '96.43 ± 0.12 %' for accuracies (digits - 2 decimals). The spaces
-    after '±' and before '%' are non-breaking, so a narrow table cell breaks only before '±'."""
-    m, s = ms
-    if percent:
-        d = max(digits - 2, 0)
-        return f"{100 * m:.{d}f} ±\u00a0{100 * s:.{d}f}\u00a0%"
-    return f"{m:.{digits}f} ±\u00a0{s:.{digits}f}"
 
 
 def percent(x: float, digits: int = 2) -> str:
@@ -189,13 +223,6 @@ def percent_range(values: np.ndarray) -> str:
 def signed(x: float, digits: int) -> str:
     """'+4.31' or '−0.07', with a true minus sign (U+2212), as the prose writes it."""
     return f"{x:+.{digits}f}".replace("-", "\u2212")
-
-
-def interval(d: dict, scale: float = 1.0, digits: int = 2) -> str:
-    """A difference and its 95 % interval, '+4.31 [+4.05, +4.57]' (times ``scale``: 100 for
-    accuracies in percentage points). The space after the comma is non-breaking."""
-    return (f"{signed(scale * d['diff'], digits)} [{signed(scale * d['ci_low'], digits)},\u00a0"
-            f"{signed(scale * d['ci_high'], digits)}]")
 
 
 def table_widths(columns: Sequence[Sequence[str]], budget: int = 70) -> list[int]:
@@ -314,94 +341,137 @@ def step_multiply_adds(config: TrainConfig) -> int:
     return config.batch_size * (2 * sum(per_example) + sum(per_example[1:]))
 
 
-def config_table(metrics: dict[str, dict[str, np.ndarray]], keys: Sequence[str],
-                 names: dict[str, str] = RUN_NAMES) -> str:
-    """Markdown table, mean ± standard deviation over seeds, of the configurations ``keys``: the
-    validation accuracy, training accuracy, validation loss and epoch of the kept weights (the
-    best check), then the validation and training accuracy and the epoch at the end of training."""
-    rows = []
-    for key in keys:
-        m = {name: mean_sd(v) for name, v in metrics[key].items()}
-        rows.append(dict(name=names.get(key, key),
-                         bva=mean_std(m["best_val_accuracy"], 4, percent=True),
-                         bta=mean_std(m["best_train_accuracy"], 4, percent=True),
-                         bvl=mean_std(m["best_val_loss"], 3),
-                         be=mean_std(m["best_epoch"], 1),
-                         eva=mean_std(m["end_val_accuracy"], 4, percent=True),
-                         eta=mean_std(m["end_train_accuracy"], 4, percent=True),
-                         ee=mean_std(m["end_epoch"], 1)))
-    return markdown_table(rows, dict(
-        name="configuration", bva="kept: val. accuracy", bta="kept: train. accuracy",
-        bvl="kept: val. loss", be="kept: epoch", eva="end: val. accuracy",
-        eta="end: train. accuracy", ee="end: epoch"))
-
-
 #: How the report names and prints each measure: measure -> (name, scale, decimals). Accuracies
 #: are printed in per cent, their differences in percentage points ("points").
 MEASURES = {
-    "best_val_accuracy": ("kept: val. accuracy", 100, 2),
-    "best_val_loss": ("kept: val. loss", 1, 3),
-    "best_train_accuracy": ("kept: train. accuracy", 100, 2),
-    "best_epoch": ("kept: epoch", 1, 1),
-    "end_val_accuracy": ("end: val. accuracy", 100, 2),
-    "end_train_accuracy": ("end: train. accuracy", 100, 2),
-    "val_loss_epoch1": ("val. loss after one epoch", 1, 3),
-    "best_gap": ("kept: train. − val. accuracy", 100, 2),
-    "overfit_rise": ("val. loss rise after the best check", 1, 3),
+    "best_val_accuracy": ("validation accuracy, kept weights", 100, 2),
+    "held_out_accuracy": ("held-out accuracy, kept weights", 100, 2),
+    "best_val_loss": ("validation loss, kept weights", 1, 3),
+    "best_train_accuracy": ("training accuracy, kept weights", 100, 2),
+    "best_train_loss": ("training loss, kept weights", 1, 4),
+    "best_epoch": ("epoch of the kept weights", 1, 1),
+    "val_loss_epoch1": ("validation loss after one epoch", 1, 3),
+    "best_gap": ("training − validation accuracy, kept weights", 100, 2),
+    "overfit_rise": ("the rise (validation loss)", 1, 4),
+    "accuracy_gain": ("validation accuracy gained after the kept weights", 100, 2),
+    "end_val_accuracy": ("validation accuracy, end of training", 100, 2),
+    "end_train_accuracy": ("training accuracy, end of training", 100, 2),
+    "val_loss_noise": ("validation loss, mean change between checks", 1, 4),
 }
-#: The columns of `difference_table` after the primary one.
-DIFFERENCE_COLUMNS = ("best_val_loss", "best_train_accuracy", "end_val_accuracy", "best_epoch")
 
 
-def difference_table(primary: dict, secondary: dict, tasks: Sequence[str]) -> str:
-    """Markdown table of a task family's comparisons, one row per task: the primary difference
-    (validation accuracy of the kept weights, later minus earlier configuration, in points) with
-    its Bonferroni interval, p-value and verdict, then the other measures' differences with their
-    95 % intervals (``secondary[task][measure]``, read as estimates)."""
+#: The rows of each task's table after its primary comparison and held-out check: the evidence
+#: its answer rests on (Task 3: convergence speed, generalisation and overfitting, final
+#: validation loss; Task 4: what the figure shows).
+EVIDENCE = {
+    "3a": ["val_loss_epoch1", "best_epoch", "best_gap", "overfit_rise", "best_val_loss"],
+    "3b": ["val_loss_epoch1", "best_epoch", "best_gap", "overfit_rise", "best_val_loss"],
+    "3c": ["val_loss_epoch1", "best_epoch", "best_gap", "overfit_rise", "best_val_loss"],
+    "4a": ["best_train_loss", "best_train_accuracy", "overfit_rise", "best_val_loss"],
+    "4b": ["best_train_loss", "best_train_accuracy", "overfit_rise", "best_val_loss"],
+    "4d": ["best_epoch", "val_loss_noise", "accuracy_gain", "end_val_accuracy", "best_val_loss"],
+    "4e": ["val_loss_epoch1", "best_train_loss", "best_train_accuracy", "best_val_loss"],
+}
+
+
+def is_accuracy(measure: str) -> bool:
+    """Whether ``measure`` is printed in per cent (and its differences in points)."""
+    return MEASURES[measure][1] == 100
+
+
+def reading(d: dict) -> str:
+    """An estimate's direction in words, by the report's rule: 'clearly higher' or 'clearly lower'
+    where its interval excludes zero, else 'no clear difference'."""
+    side = verdict(d)
+    return "no clear difference" if side == "no difference shown" else f"clearly {side}"
+
+
+def _mean(value: float, measure: str) -> str:
+    _, scale, digits = MEASURES[measure]
+    return percent(value, digits) if is_accuracy(measure) else f"{scale * value:.{digits}f}"
+
+
+def _span(d: dict, measure: str) -> str:
+    """A difference's interval as the tables print it: '+3.68 to +4.86'."""
+    _, scale, digits = MEASURES[measure]
+    return f"{signed(scale * d['ci_low'], digits)} to {signed(scale * d['ci_high'], digits)}"
+
+
+def _interval(d: dict, measure: str) -> str:
+    """`_span`, with the level where it is not 95 %: '+3.68 to +4.86 (99.3 %)'."""
+    level = 100 * d["confidence"]
+    return _span(d, measure) + ("" if abs(level - 95) < 1e-9 else f" ({level:.1f}\u00a0%)")
+
+
+def task_table(primary: dict, estimates: dict, measures: Sequence[str],
+               names: dict[str, str] = RUN_NAMES) -> str:
+    """Markdown table of one task's evidence, one row per measure: the two configurations' means
+    over seeds, the difference (later minus earlier; accuracies in points) and its interval, and
+    its reading. The first row is the primary comparison (its Bonferroni interval and verdict with
+    the adjusted p-value), the second its check on the held-out images (same test and level);
+    the other ``measures`` are estimates (``estimates[measure]``, 95 % intervals) read by the
+    `reading` rule."""
     rows = []
-    for task in tasks:
-        p = primary[task]
-        _, scale, digits = MEASURES[p["measure"]]
-        row = dict(name=f"{p['after']} − {p['before']}" + (" (paired)" if p["paired"] else ""),
-                   primary=interval(p, scale, digits),
-                   verdict=f"{p['verdict']} ({format_p(p['adjusted_p_value'])})")
-        for measure in DIFFERENCE_COLUMNS:
-            _, scale, digits = MEASURES[measure]
-            row[measure] = interval(secondary[task][measure], scale, digits)
-        rows.append(row)
-    level = f"{100 * primary[tasks[0]]['confidence']:.1f} %"
-    columns = dict(name="comparison", primary=f"{MEASURES[PRIMARY_MEASURE][0]} [{level} CI]",
-                   verdict="verdict (adjusted p)")
-    columns.update({m: f"{MEASURES[m][0]} [95 % CI]" for m in DIFFERENCE_COLUMNS})
-    return markdown_table(rows, columns)
+    held_out = [("held_out_accuracy", primary["held_out"])] if "held_out" in primary else []
+    for measure, d in [(primary["measure"], primary), *held_out,
+                       *((m, estimates[m]) for m in measures)]:
+        _, scale, digits = MEASURES[measure]
+        words = (f"{d['verdict']} ({format_p(d['adjusted_p_value'])})" if d is primary
+                 else reading(d))
+        rows.append(dict(measure=MEASURES[measure][0], before=_mean(d["mean_before"], measure),
+                         after=_mean(d["mean_after"], measure), diff=signed(scale * d["diff"], digits),
+                         ci=_interval(d, measure), reading=words))
+    return markdown_table(rows, dict(
+        measure="measure (mean over seeds)", before=names.get(primary["before"], primary["before"]),
+        after=names.get(primary["after"], primary["after"]), diff="difference",
+        ci="95 % CI", reading="reading"))
 
 
-def estimates_table(differences: dict, measures: Sequence[str], before: str, after: str) -> str:
-    """Markdown table of one comparison's estimates, one row per measure: the two configurations'
-    means and the difference ``after - before`` with its 95 % interval (``differences[measure]``
-    as `secondary_differences` returns them)."""
+def effects_table(rows: Sequence[tuple[str, dict]], measure: str = PRIMARY_MEASURE) -> str:
+    """Markdown table of several estimates of one measure, one row per (label, difference): the
+    difference (accuracies in points), its 95 % interval and its `reading`."""
+    _, scale, digits = MEASURES[measure]
+    return markdown_table(
+        [dict(label=label, diff=signed(scale * d["diff"], digits), ci=_interval(d, measure),
+              reading=reading(d)) for label, d in rows],
+        dict(label=f"difference in {MEASURES[measure][0]}", diff="estimate", ci="95 % CI",
+             reading="reading"))
+
+
+def primary_table(primary: dict, questions: dict[str, str]) -> str:
+    """Markdown table of every primary comparison: the question, the comparison (and whether its
+    seeds are paired), the difference in validation accuracy of the kept weights with its
+    Bonferroni interval and verdict, and the same difference on the held-out images."""
     rows = []
-    for measure in measures:
-        d = differences[measure]
-        name, scale, digits = MEASURES[measure]
-        rows.append(dict(measure=name, before=f"{scale * d['mean_before']:.{digits}f}",
-                         after=f"{scale * d['mean_after']:.{digits}f}",
-                         diff=interval(d, scale, digits)))
-    return markdown_table(rows, dict(measure="measure (mean over seeds)", before=before, after=after,
-                                     diff="difference [95 % CI]"))
+    for task, p in primary.items():
+        h = p.get("held_out")
+        rows.append(dict(task=task, question=questions[task],
+                         comparison=f"{p['after']} − {p['before']}"
+                                    + (" (paired)" if p["paired"] else ""),
+                         val=f"{signed(100 * p['diff'], 2)} ({_span(p, p['measure'])})",
+                         verdict=f"{p['verdict']} ({format_p(p['adjusted_p_value'])})",
+                         held="" if h is None else
+                         f"{signed(100 * h['diff'], 2)} ({_span(h, 'held_out_accuracy')})"))
+    level = f"{100 * next(iter(primary.values()))['confidence']:.1f} %"
+    return markdown_table(rows, dict(
+        task="task", question="question", comparison="comparison",
+        val=f"validation accuracy, points ({level} CI)", verdict="verdict",
+        held=f"held-out accuracy, points ({level} CI)"))
 
 
 def per_seed_results(runs: Sequence[Run]) -> dict:
     """results.json's record of one configuration: its seeds and, per seed, the validation loss
     and accuracy, the training accuracy and the epoch at the best check and at the end of
-    training."""
+    training, and the kept weights' accuracy and loss on the held-out images (where scored)."""
     out = dict(seeds=[r.config.seed for r in runs], per_seed=[])
     for r in runs:
         h = r.history
         out["per_seed"].append(dict(seed=r.config.seed, **{
-            reading: dict(val_loss=c["val_loss"], val_accuracy=c["val_accuracy"],
-                          train_accuracy=c["train_accuracy"], epoch=c["epoch"])
-            for reading, c in (("best", h.best), ("end", h.last))}))
+            point: dict(val_loss=c["val_loss"], val_accuracy=c["val_accuracy"],
+                        train_accuracy=c["train_accuracy"], epoch=c["epoch"])
+            for point, c in (("best", h.best), ("end", h.last))}))
+        if r.held_out is not None:
+            out["per_seed"][-1]["held_out"] = dict(r.held_out)
     return out
 
 

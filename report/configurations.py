@@ -65,6 +65,7 @@ RUN_NAMES = {
     "4d": "4d: two hidden layers",
     "4e": "4e: ten hidden layers",
     "4e-lr": "4e at learning rate 0.005",
+    "3c-lr": "Task 3 at learning rate 0.005",
 }
 
 #: The primary comparisons, one per question of Tasks 3 and 4, each the change the question asks
@@ -73,9 +74,22 @@ RUN_NAMES = {
 PRIMARY_COMPARISONS = {"3a": ("2c", "3a"), "3b": ("3a", "3b"), "3c": ("3b", "3c"),
                        "4a": ("3c", "4a"), "4b": ("3c", "4b"), "4d": ("3c", "4d"),
                        "4e": ("3c", "4e")}
-#: Task 4e's follow-up: the ten-layer network at a quarter of the learning rate, to see how much
-#: of its shortfall a smaller step recovers.
-SLOW_DEEP_LEARNING_RATE = 0.005
+#: The question each primary comparison answers.
+QUESTIONS = {"3a": "does the improved initialisation help?",
+             "3b": "does the improved sigmoid help?",
+             "3c": "does momentum help?",
+             "4a": "are 32 hidden units too few?",
+             "4b": "are 128 hidden units too many?",
+             "4d": "two hidden layers at the same parameter count?",
+             "4e": "ten hidden layers?"}
+#: Task 4e's follow-up: the ten-layer network ("4e-lr") and its control, the Task 3 network
+#: ("3c-lr"), at a quarter of the learning rate, five seeds each paired with their network's
+#: runs at 0.02: does the smaller step help ten layers more than one?
+SLOW_LEARNING_RATE = 0.005
+#: The follow-up's comparisons (name -> (before, after)): each network's change of rate, and the
+#: ten-layer network at the lower rate against the Task 3 network at its own.
+FOLLOW_UP_COMPARISONS = {"4e-lr": ("4e", "4e-lr"), "3c-lr": ("3c", "3c-lr"),
+                         "4e-lr vs 3c": ("3c", "4e-lr")}
 
 
 def equal_parameter_width(target: int, depth: int = 2, num_inputs: int = 785,
@@ -102,7 +116,8 @@ def equal_parameter_width(target: int, depth: int = 2, num_inputs: int = 785,
 
 def report_configs(base: TrainConfig) -> dict[str, TrainConfig]:
     """The report's runs, keyed as `RUN_NAMES`: each Task 3 trick on top of the previous one,
-    then the Task 4 topologies built on the final Task 3 network, and 4e's follow-up."""
+    then the Task 4 topologies built on the final Task 3 network, and 4e's follow-up (the
+    ten-layer and the Task 3 network at `SLOW_LEARNING_RATE`)."""
     c3a = base.replace(use_improved_weight_init=True)
     c3b = c3a.replace(use_improved_sigmoid=True)
     c3c = c3b.replace(use_momentum=True)
@@ -113,7 +128,8 @@ def report_configs(base: TrainConfig) -> dict[str, TrainConfig]:
             "4d": c3c.replace(neurons_per_layer=(width, width, 10)),
             "4e": c3c.replace(neurons_per_layer=(64,) * 10 + (10,)),
             "4e-lr": c3c.replace(neurons_per_layer=(64,) * 10 + (10,),
-                                 learning_rate=SLOW_DEEP_LEARNING_RATE)}
+                                 learning_rate=SLOW_LEARNING_RATE),
+            "3c-lr": c3c.replace(learning_rate=SLOW_LEARNING_RATE)}
 
 
 def sweep_configs(task3: TrainConfig, widths: Sequence[int],

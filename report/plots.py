@@ -27,7 +27,7 @@ if TYPE_CHECKING:  # plots draw finished runs; they never import the runner
 #: One colour per configuration, the same in every figure.
 RUN_COLORS = {"2c": "#7f7f7f", "3a": "#1f77b4", "3b": "#ff7f0e", "3c": "#2ca02c",
               "4a": "#9467bd", "4b": "#8c564b", "4d": "#e377c2", "4e": "#d62728",
-              "4e-lr": "#17becf"}
+              "4e-lr": "#17becf", "3c-lr": "#bcbd22"}
 DEPTH_COLORS = {1: "#2ca02c", 2: "#e377c2", 3: "#17becf", 4: "#bcbd22"}
 
 

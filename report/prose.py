@@ -15,8 +15,10 @@ below, read from results.json). This module is the single source of those fragme
   rendered from the committed results, and every other number in the prose is one of the
   protocol's fixed numbers (`CONSTANTS`).
 - `conclusions` lists the words rendered from the primary comparisons' verdicts, the only
-  conclusions the prose draws. A secondary difference is quoted as a signed estimate with its
-  interval (`est`), never with a word that says which way it goes: no function here renders one.
+  conclusions the prose draws. A word that describes a secondary difference (an estimate: faster,
+  more overfitting) is rendered by `clear` from the estimate itself: its direction from the
+  interval's side of zero, and *clear* only where the 95 % interval excludes zero ("no clear
+  difference" otherwise). `descriptions` lists those words, so that a rerun shows which changed.
 
     python -m report.prose assignment2.ipynb [--results figures/results.json]
 
@@ -52,9 +54,12 @@ def namespace(results: dict) -> dict:
     signed size; ci(d) its interval, '95 % CI +3.92 to +4.63' (the primary ones at their
     Bonferroni level); est(d) both, '+4.27 points (95 % CI +3.92 to +4.63)'; size(task) a primary
     difference's unsigned size, for the sentence its verdict words; verdict(task, higher, lower,
-    none) the words for that primary comparison's verdict (collected in ``said``); than(x, y,
-    more, less) a word comparing two descriptive numbers (never a difference's sign); worst(key)
-    the kept weights of a configuration's least accurate seed."""
+    none) the words for that primary comparison's verdict (collected in ``said``); clear(d, up,
+    down, none) the words for an estimate (collected in ``described``); held_out_check() the
+    sentence that says where the held-out images would move a verdict; than(x, y, more, less) a
+    word comparing two descriptive numbers (never a difference's sign); worst(key) the kept
+    weights of a configuration's least accurate seed; sig(x) a number to two significant
+    figures, '350,000'."""
     P, S = results["primary"], results["secondary"]
     M = {k: {m: v[0] for m, v in r["mean_sd"].items()} for k, r in results["runs"].items()}
     SD = {k: {m: v[1] for m, v in r["mean_sd"].items()} for k, r in results["runs"].items()}
@@ -87,8 +92,32 @@ def namespace(results: dict) -> dict:
         said.append((task, words))
         return words
 
+    described: list[str] = []
+
+    def clear(d, up, down, none):
+        if abs(d.get("confidence", 0) - 0.95) > 1e-9:
+            raise ValueError("clear() words an estimate with a 95 % interval; a primary comparison "
+                             "is worded by verdict()")
+        words = up if d["ci_low"] > 0 else down if d["ci_high"] < 0 else none
+        described.append(words)
+        return words
+
+    def held_out_check():
+        moved = [f"{task} ({p['held_out']['side']} instead of {p['verdict']})"
+                 for task, p in P.items() if p["held_out"]["side"] != p["verdict"]]
+        described.append(f"held-out readings moved: {', '.join(moved) or 'none'}")
+        if not moved:
+            return "On the held-out images every interval lies on its verdict's side of zero."
+        return ("On the held-out images the interval" + ("s" if len(moved) > 1 else "") + " of "
+                + ", ".join(moved) + " would read otherwise.")
+
+    def sig(x, digits=2):
+        return f"{float(f'{x:.{digits}g}'):,.0f}" if abs(x) >= 10 ** digits else f"{x:.{digits}g}"
+
     return dict(R=results, P=P, S=S, M=M, SD=SD, seed=seed, pct=percent, diff=diff, ci=ci, est=est,
-                size=size, verdict=verdict, said=said, than=than, worst=worst)
+                size=size, verdict=verdict, said=said, clear=clear, described=described,
+                held_out_check=held_out_check, than=than, worst=worst, sig=sig,
+                I=results.get("interaction"))
 
 
 def render(template: str, ns: dict) -> str:
@@ -106,6 +135,9 @@ def _primary(task: str) -> str:
 
 
 CLAIMS: dict[str, list[str]] = {
+    'md-summary': [
+        '{held_out_check()}',
+    ],
     'md-task2': [
         "mean **μ = {R['mean']:.6f}** and standard deviation **σ = {R['std']:.6f}**",
     ],
@@ -120,50 +152,56 @@ CLAIMS: dict[str, list[str]] = {
     'md-2c': [
         "a validation accuracy of {pct(M['2c']['best_val_accuracy'])} at epoch {M['2c']['best_epoch']:.1f}",
         "{pct(M['2c']['best_train_accuracy'])}; at the end of training the validation accuracy is {pct(M['2c']['end_val_accuracy'])}",
-        "{100 * M['2c']['best_gap']:.2f} points above",
     ],
     'md-2d': [
         "{R['params_64_10']:,} parameters**: 785 × 64 = {R['params_64_10_layers'][0]:,}",
         "64 × 10 = {R['params_64_10_layers'][1]:,}",
     ],
     'md-3a': [
-        "{verdict('3a', 'raises', 'lowers', 'shows no difference in')} the validation accuracy of the kept weights: {est(P['3a'])}",
-        "{pct(M['2c']['best_val_accuracy'])} to {pct(M['3a']['best_val_accuracy'])}",
-        "{est(S['3a']['val_loss_epoch1'], 1, 3, '')}",
-        "{est(S['3a']['best_epoch'], 1, 1, '')}",
-        "{100 * M['2c']['best_gap']:.2f} to {100 * M['3a']['best_gap']:.2f} points: {est(S['3a']['best_gap'], 100, 2, '')}",
+        "{clear(S['3a']['val_loss_epoch1'], 'makes the network converge clearly slower', 'makes the network converge clearly faster', 'shows no clear difference in convergence speed')}",
+        "{M['3a']['val_loss_epoch1']:.3f} instead of {M['2c']['val_loss_epoch1']:.3f}",
+        "{clear(S['3a']['best_gap'], 'generalise clearly worse', 'generalise clearly better', 'show no clear difference in generalisation')}",
+        "{100 * M['3a']['best_gap']:.2f} points instead of {100 * M['2c']['best_gap']:.2f}",
+        "{clear(S['3a']['overfit_rise'], 'overfits clearly more', 'overfits clearly less', 'shows no clear difference in overfitting')}",
+        "{verdict('3a', 'raises', 'lowers', 'shows no difference in')} the validation accuracy of the kept weights from {pct(M['2c']['best_val_accuracy'])} to {pct(M['3a']['best_val_accuracy'])}: {est(P['3a'])}",
+        "{clear(S['3a']['best_val_loss'], 'clearly raises', 'clearly lowers', 'does not clearly change')}",
         "{R['initialisation']['uniform']['std']:.1f} and {R['initialisation']['improved']['std']:.2f}",
         "{pct(R['initialisation']['uniform']['saturated'], 0)} of the pre-activations, against {pct(R['initialisation']['improved']['saturated'], 0)}",
     ],
     'md-3b': [
+        "{clear(S['3b']['val_loss_epoch1'], 'makes the network converge clearly slower', 'makes the network converge clearly faster', 'shows no clear difference in convergence speed')}",
+        "{M['3b']['val_loss_epoch1']:.3f} instead of {M['3a']['val_loss_epoch1']:.3f}",
+        "{clear(S['3b']['best_gap'], 'generalise clearly worse', 'generalise clearly better', 'show no clear difference in generalisation')}",
+        "{100 * M['3b']['best_gap']:.2f} points instead of {100 * M['3a']['best_gap']:.2f}",
+        "{clear(S['3b']['overfit_rise'], 'overfits clearly more', 'overfits clearly less', 'shows no clear difference in overfitting')}",
         "{verdict('3b', 'raises', 'lowers', 'shows no difference in')} the validation accuracy of the kept weights: {est(P['3b'])}",
-        "{est(S['3b']['best_epoch'], 1, 1, '')}, from {M['3a']['best_epoch']:.1f} to {M['3b']['best_epoch']:.1f}",
-        "{est(S['3b']['val_loss_epoch1'], 1, 3, '')}",
-        "{pct(M['3b']['end_train_accuracy'])}",
-        "{est(S['3b']['overfit_rise'], 1, 4, '')}",
+        "{clear(S['3b']['best_val_loss'], 'clearly raises', 'clearly lowers', 'does not clearly change')}",
     ],
     'md-3c': [
+        "{clear(S['3c']['val_loss_epoch1'], 'makes the network converge clearly slower', 'makes the network converge clearly faster', 'shows no clear difference in convergence speed')}",
+        "{M['3c']['val_loss_epoch1']:.3f} instead of {M['3b']['val_loss_epoch1']:.3f}",
+        "{clear(S['3c']['best_gap'], 'generalise clearly worse', 'generalise clearly better', 'show no clear difference in generalisation')}",
+        "{100 * M['3c']['best_gap']:.2f} points instead of {100 * M['3b']['best_gap']:.2f}",
+        "{clear(S['3c']['overfit_rise'], 'overfits clearly more', 'overfits clearly less', 'shows no clear difference in overfitting')}",
         "{verdict('3c', 'raises', 'lowers', 'shows no difference in')} the validation accuracy of the kept weights: {est(P['3c'])}",
-        "{est(S['3c']['best_epoch'], 1, 1, '')}",
-        "{est(S['3c']['val_loss_epoch1'], 1, 3, '')}",
-        "{est(S['3c']['overfit_rise'], 1, 4, '')}",
-        "{est(S['3c']['best_val_loss'], 1, 3, '')}",
-        "{than(SD['3c']['best_val_accuracy'], SD['3b']['best_val_accuracy'], 'more', 'less')} than 3b's (standard deviation {100 * SD['3c']['best_val_accuracy']:.2f} against {100 * SD['3b']['best_val_accuracy']:.2f} points); the least accurate kept epoch {worst('3c')['epoch']:.1f}'s weights ({pct(worst('3c')['val_accuracy'])})",
+        "{clear(S['3c']['best_val_loss'], 'clearly raises', 'clearly lowers', 'does not clearly change')}",
         "{pct(M['2c']['best_val_accuracy'])} to {pct(M['3c']['best_val_accuracy'])}, at epoch {M['3c']['best_epoch']:.1f} instead of {M['2c']['best_epoch']:.1f}",
     ],
     'md-4a': [
         "{verdict('4a', '32 hidden units are not too few: the validation accuracy is higher', '32 hidden units are too few: the validation accuracy is lower', '32 hidden units are not shown to be too few: the validation accuracy shows no difference')}, {est(P['4a'])}",
         "{pct(M['4a']['best_val_accuracy'])} against {pct(M['3c']['best_val_accuracy'])}",
-        "{pct(M['4a']['end_train_accuracy'])}",
-        "{est(S['4a']['best_train_accuracy'])}",
-        "{est(S['4a']['best_val_loss'], 1, 3, '')}",
+        "{clear(S['4a']['best_train_loss'], 'fits the training images clearly worse', 'fits the training images clearly better', 'shows no clear difference in how well it fits the training images')}",
+        "{M['4a']['best_train_loss'] / M['3c']['best_train_loss']:.1f} times",
+        "{clear(S['4a']['overfit_rise'], 'overfits clearly more', 'overfits clearly less', 'shows no clear difference in overfitting')}",
+        "{M['4a']['overfit_rise']:.3f} against {M['3c']['overfit_rise']:.3f}",
     ],
     'md-4b': [
         "{verdict('4b', '128 hidden units are not too many: the validation accuracy is higher', '128 hidden units are too many: the validation accuracy is lower', '128 hidden units are not shown to be too many or too few: the validation accuracy shows no difference')}, {est(P['4b'])}",
         "{pct(M['4b']['best_val_accuracy'])} against {pct(M['3c']['best_val_accuracy'])}",
-        "({pct(M['4b']['best_train_accuracy'])})",
-        "{est(S['4b']['best_val_loss'], 1, 3, '')}",
-        "{est(S['4b']['overfit_rise'], 1, 3, '')}",
+        "{est(P['4b']['held_out'])}",
+        "{clear(S['4b']['best_train_loss'], 'fits the training images clearly worse', 'fits the training images clearly better', 'shows no clear difference in how well it fits the training images')}",
+        "{pct(M['4b']['best_train_accuracy'])} training accuracy",
+        "{clear(S['4b']['overfit_rise'], 'overfits clearly more', 'overfits clearly less', 'shows no clear difference in overfitting')}",
         "{R['params']['4b']:,} parameters instead of {R['params']['3c']:,}, and {R['step_multiply_adds']['4b'] / R['step_multiply_adds']['3c']:.1f} times",
     ],
     'md-4c': [
@@ -179,29 +217,36 @@ CLAIMS: dict[str, list[str]] = {
     ],
     'md-4d-answer': [
         "{verdict('4d', 'gives a higher validation accuracy', 'gives a lower validation accuracy', 'shows no difference in validation accuracy')}: {est(P['4d'])}",
-        "{est(S['4d']['best_epoch'], 1, 1, '')}",
-        "{est(S['4d']['end_val_accuracy'])}",
+        "{clear(S['4d']['best_val_loss'], 'clearly higher', 'clearly lower', 'not clearly different')}",
+        "{clear(S['4d']['val_loss_noise'], 'clearly more jagged', 'clearly less jagged', 'not clearly more or less jagged')}",
+        "{M['4d']['val_loss_noise']:.4f} from one check to the next, against {M['3c']['val_loss_noise']:.4f}",
+        "{diff(S['4d']['end_val_accuracy'])} points",
+        "{clear(S['4d']['accuracy_gain'], 'goes on rising clearly more than', 'goes on rising clearly less than', 'moves no clearly different amount from')}",
+        "{100 * M['4d']['accuracy_gain']:+.2f} against {100 * M['3c']['accuracy_gain']:+.2f} points",
     ],
     'md-4e': [
         "{verdict('4e', 'give a higher validation accuracy than the Task 3 network', 'give a lower validation accuracy than the Task 3 network', 'show no difference in validation accuracy from the Task 3 network')}: {est(P['4e'])}",
-        "{pct(M['4e']['best_val_accuracy'])} against {pct(M['3c']['best_val_accuracy'])}, with {R['params']['4e']:,} parameters instead of {R['params']['3c']:,}",
-        "{est(S['4e']['val_loss_epoch1'], 1, 3, '')}",
+        "{pct(M['4e']['best_val_accuracy'])} against {pct(M['3c']['best_val_accuracy'])}",
+        "{clear(S['4e']['val_loss_epoch1'], 'learns clearly slower', 'learns clearly faster', 'shows no clear difference in speed')}",
+        "{M['4e']['val_loss_epoch1']:.3f} against {M['3c']['val_loss_epoch1']:.3f}",
+        "{clear(S['4e']['best_train_loss'], 'fits the training images clearly worse', 'fits the training images clearly better', 'shows no clear difference in how well it fits the training images')}",
         "{pct(M['4e']['best_train_accuracy'])} against {pct(M['3c']['best_train_accuracy'])}",
     ],
     'md-4e-why': [
-        "a factor of {R['task4e']['init_norm_spread']['logistic sigmoid']:,.0f}, the smallest at ${R['task4e']['init_norm_smallest']['logistic sigmoid']}$",
-        "a factor of {R['task4e']['init_norm_spread']['Task 3 choices (scaled tanh)']:.1f}",
-        "{pct(R['task4e']['first_layer_largest_seed0'], 0)} of the checks",
-        "{est(S['4e-lr']['best_val_accuracy'])}",
-        "{100 * S['4e-lr']['best_val_accuracy']['diff']:.2f} of the {size('4e')} points",
-        "{est(S['4e-lr vs 3c']['best_val_accuracy'])}",
+        "{sig(R['task4e']['init_norm_spread']['logistic sigmoid'])}",
+        "only a factor of {R['task4e']['init_norm_spread']['Task 3 choices (scaled tanh)']:.1f}",
+        "{pct(R['task4e']['first_layer_largest'], 0)} of the checks",
+        "{diff(S['4e-lr']['best_val_accuracy'])} points and the one-layer network's by {diff(S['3c-lr']['best_val_accuracy'])}",
+        '{est(I)}',
+        "{clear(I, 'shows that the lower rate helps ten layers clearly more than one: the learning rate accounts for part of the shortfall', 'shows that the lower rate helps ten layers clearly less than one, against the learning-rate account', 'does not show that the lower rate helps ten layers more than one: these runs do not support the learning-rate account')}",
     ],
     'md-sweep-caption': [
         "standard deviations of {min(100 * SD[k]['best_val_accuracy'] for k in ('2c', '3a', '3b', '3c')):.2f} to {max(100 * SD[k]['best_val_accuracy'] for k in ('2c', '3a', '3b', '3c')):.2f} points",
     ],
     'md-appendix-best': [
         "{R['best']['configuration']}, seed {R['best']['seed']}",
-        "{R['best']['right']:,} of {R['best']['images']:,} are right, and the most common confusion is a {R['best']['top_confusion']['true']} read as a {R['best']['top_confusion']['predicted']} ({R['best']['top_confusion']['images']} images)",
+        "{R['best']['right']:,} of {R['best']['images']:,} right ({pct(R['best']['held_out_accuracy'])}, against {pct(R['best']['val_accuracy'])} on the validation images)",
+        "a {R['best']['top_confusion']['true']} read as a {R['best']['top_confusion']['predicted']} ({R['best']['top_confusion']['images']} images)",
     ],
     'md-appendix-sklearn': [
         "a fixed {R['sklearn']['epochs']} epochs",
@@ -221,8 +266,8 @@ CLAIMS: dict[str, list[str]] = {
 CONSTANTS = {
     "0", "1", "2", "3", "4", "5", "7", "8", "10", "12", "16", "20", "28", "32", "48", "50", "60",
     "64", "95", "99.3", "100", "125", "128", "256", "512", "784", "785", "1,000", "2,000", "10,000",
-    "20,000",
-    "0.005", "0.01", "0.02", "0.05", "0.1", "0.9",
+    "20,000", "40,000", "59,999",
+    "0.005", "0.01", "0.02", "0.05", "0.1", "0.2", "0.9",
 }
 
 
@@ -304,6 +349,20 @@ def conclusions(results: dict, claims: dict[str, list[str]] | None = None) -> li
     return out
 
 
+def descriptions(results: dict, claims: dict[str, list[str]] | None = None) -> list[tuple[str, str]]:
+    """The words the prose renders from estimates (`clear`): (cell id, words), in the order of
+    the cells and their claims. Unlike a verdict, such a word may change with its number on a
+    rerun elsewhere; the kernel check prints which did."""
+    claims = CLAIMS if claims is None else claims
+    out = []
+    for cell_id, templates in claims.items():
+        for template in templates:
+            ns = namespace(results)
+            render(template, ns)
+            out += [(cell_id, words) for words in ns["described"]]
+    return out
+
+
 def rerender_cells(cells: dict[str, str], new: dict, old: list[dict],
                    claims: dict[str, list[str]] | None = None) -> dict[str, str]:
     """The cells (id -> Markdown) with every claim rendered from ``new``. Each claim is found as
@@ -320,7 +379,12 @@ def rerender_cells(cells: dict[str, str], new: dict, old: list[dict],
                               "quotes numbers in: was it deleted, or its id changed?")
         text, spans = cells[cell_id], []
         for template in templates:
-            candidates = [render(template, namespace(r)) for r in [new, *old]]
+            candidates = [render(template, namespace(new))]
+            for results in old:      # results written before this claim existed cannot render it
+                try:
+                    candidates.append(render(template, namespace(results)))
+                except (AttributeError, KeyError, IndexError, TypeError, ValueError):
+                    pass
             for candidate in candidates:
                 places = find(candidate, text)
                 if len(places) == 1:

@@ -7,12 +7,6 @@ from report import analysis
 NBSP = "\u00a0"
 
 
-def test_mean_std_breaks_only_before_the_plus_minus():
-    assert analysis.mean_std((0.12345, 0.00123)) == f"0.1235 ±{NBSP}0.0012"
-    assert analysis.mean_std((0.96432, 0.00123), percent=True) == f"96.43 ±{NBSP}0.12{NBSP}%"
-    assert analysis.mean_std((7.5, 1.25), digits=1) == f"7.5 ±{NBSP}1.2"
-
-
 def test_table_widths_give_every_column_its_longest_word():
     columns = [["configuration", "2c: sigmoid, uniform init", "3c: + momentum (Task 3 net)"],
                ["parameters", "50,880", "101,760"],
@@ -34,7 +28,7 @@ def test_table_widths_without_room_fall_back_to_the_longest_words():
 
 def test_markdown_table_separator_uses_the_widths():
     rows = [dict(name="3c: + momentum (Task 3 net)",
-                 acc=analysis.mean_std((0.962, 0.0044), percent=True))]
+                 acc=f"96.20 ±{NBSP}0.44{NBSP}%")]
     table = analysis.markdown_table(rows, {"name": "configuration", "acc": "best val. accuracy"})
     header, separator, row = table.split("\n")
     assert header == "| configuration | best val. accuracy |"
@@ -169,8 +163,7 @@ def test_format_p():
 
 
 def test_interval_prints_true_minus_signs():
-    d = dict(diff=-0.0046, ci_low=-0.0087, ci_high=0.0006)
-    assert analysis.interval(d, 100, 2) == f"\u22120.46 [\u22120.87,{NBSP}+0.06]"
+    assert (analysis.signed(-0.46, 2), analysis.signed(0.06, 2)) == ("\u22120.46", "+0.06")
     assert analysis.percent(0.96228) == f"96.23{NBSP}%"
     assert analysis.percent_range(np.array([0.9613, 0.9657])) == f"96.13{NBSP}% to 96.57{NBSP}%"
     assert analysis.percent_range(np.array([1.0, 1.0])) == f"100.00{NBSP}%"
@@ -183,3 +176,101 @@ def test_step_multiply_adds_counts_forward_gradients_and_back_propagated_errors(
     two = TrainConfig(neurons_per_layer=(60, 60, 10))
     w = [785 * 60, 60 * 60, 60 * 10]
     assert analysis.step_multiply_adds(two) == 32 * (2 * sum(w) + w[1] + w[2])
+
+
+def test_primary_comparisons_check_each_verdict_on_the_held_out_images():
+    """The held-out difference: the same test at the same Bonferroni level, its side worded as a
+    verdict, on the held-out accuracies."""
+    from scipy import stats
+    from helpers import TrainConfig
+    configs = {"a": TrainConfig(), "b": TrainConfig(neurons_per_layer=(32, 10))}
+    metrics = {"a": {"best_val_accuracy": np.array([0.950, 0.951, 0.949, 0.950, 0.952]),
+                     "held_out_accuracy": np.array([0.948, 0.950, 0.947, 0.949, 0.950])},
+               "b": {"best_val_accuracy": np.array([0.960, 0.962, 0.958, 0.961, 0.962]),
+                     "held_out_accuracy": np.array([0.949, 0.952, 0.946, 0.951, 0.948])}}
+    p = analysis.primary_comparisons(metrics, configs, {"x": ("a", "b"), "y": ("b", "a")})["x"]
+    welch = stats.ttest_ind(metrics["b"]["held_out_accuracy"], metrics["a"]["held_out_accuracy"],
+                            equal_var=False)
+    low, high = welch.confidence_interval(1 - 0.05 / 2)
+    h = p["held_out"]
+    assert (h["ci_low"], h["ci_high"]) == (pytest.approx(low), pytest.approx(high))
+    assert h["confidence"] == p["confidence"] == pytest.approx(1 - 0.05 / 2)
+    assert p["verdict"] == "higher" and h["side"] == "no difference shown"
+
+
+def test_interaction_compares_the_per_seed_effects_of_one_change_on_two_networks():
+    from scipy import stats
+    from helpers import TrainConfig
+    one, ten = TrainConfig(), TrainConfig(neurons_per_layer=(64,) * 10 + (10,))
+    configs = {"a": one, "a'": one.replace(learning_rate=0.005),
+               "b": ten, "b'": ten.replace(learning_rate=0.005)}
+    m = {"a": [0.96, 0.961, 0.962, 0.959, 0.96], "a'": [0.958, 0.96, 0.961, 0.957, 0.959],
+         "b": [0.95, 0.949, 0.952, 0.951, 0.95], "b'": [0.959, 0.958, 0.96, 0.957, 0.961]}
+    metrics = {k: {"acc": np.array(v)} for k, v in m.items()}
+    d = analysis.interaction(metrics, configs, [("a", "a'"), ("b", "b'")], "acc")
+    small, large = (np.array(m["a'"]) - m["a"]), (np.array(m["b'"]) - m["b"])
+    assert d["diff"] == pytest.approx(large.mean() - small.mean())
+    low, high = stats.ttest_ind(large, small, equal_var=False).confidence_interval(0.95)
+    assert (d["ci_low"], d["ci_high"]) == (pytest.approx(low), pytest.approx(high))
+    assert "p_value" not in d and analysis.reading(d) == "clearly higher"
+    with pytest.raises(ValueError, match="seed by seed"):
+        analysis.interaction(metrics, configs, [("a", "b"), ("b", "b'")], "acc")
+
+
+def test_reading_words_an_estimate_by_its_interval():
+    assert analysis.reading(dict(diff=1.0, ci_low=0.2, ci_high=1.8)) == "clearly higher"
+    assert analysis.reading(dict(diff=-1.0, ci_low=-1.8, ci_high=-0.2)) == "clearly lower"
+    assert analysis.reading(dict(diff=1.0, ci_low=-0.2, ci_high=1.8)) == "no clear difference"
+
+
+def primary_and_estimates():
+    primary = dict(before="3c", after="4b", measure="best_val_accuracy", paired=False, diff=0.0074,
+                   ci_low=0.0003, ci_high=0.0146, confidence=1 - 0.05 / 7, mean_before=0.9623,
+                   mean_after=0.9697, verdict="higher", adjusted_p_value=0.041,
+                   held_out=dict(diff=0.0061, ci_low=-0.0004, ci_high=0.0126, confidence=1 - 0.05 / 7,
+                                 mean_before=0.9601, mean_after=0.9662, side="no difference shown"))
+    estimates = {"best_val_loss": dict(diff=-0.0205, ci_low=-0.03, ci_high=-0.0109, confidence=0.95,
+                                       mean_before=0.1373, mean_after=0.1168)}
+    return primary, estimates
+
+
+def test_task_table_gives_the_primary_row_its_level_and_verdict_and_the_rest_their_reading():
+    primary, estimates = primary_and_estimates()
+    lines = analysis.task_table(primary, estimates, ["best_val_loss"]).split("\n")
+    assert lines[0].startswith("| measure (mean over seeds) | 3c: + momentum (Task 3) | 4b: 128 hidden units |")
+    first, held, loss = (line.replace(NBSP, " ") for line in lines[2:])
+    assert first == ("| validation accuracy, kept weights | 96.23 % | 96.97 % | +0.74 | "
+                     "+0.03 to +1.46 (99.3 %) | higher (p = 0.041) |")
+    assert held == ("| held-out accuracy, kept weights | 96.01 % | 96.62 % | +0.61 | "
+                    "\u22120.04 to +1.26 (99.3 %) | no clear difference |")
+    assert loss == ("| validation loss, kept weights | 0.137 | 0.117 | \u22120.021 | "
+                    "\u22120.030 to \u22120.011 | clearly lower |")
+
+
+def test_primary_table_puts_the_held_out_difference_beside_the_verdict():
+    primary, _ = primary_and_estimates()
+    lines = analysis.primary_table({"4b": primary}, {"4b": "are 128 hidden units too many?"}).split("\n")
+    assert "(99.3 % CI)" in lines[0].replace(NBSP, " ")
+    assert lines[2] == ("| 4b | are 128 hidden units too many? | 4b − 3c | +0.74 (+0.03 to +1.46) | "
+                        "higher (p = 0.041) | +0.61 (\u22120.04 to +1.26) |")
+
+
+def test_gradient_check_report_is_kept_in_the_cache(tmp_path, monkeypatch):
+    """A second call with the same inputs reads the check; other inputs check again."""
+    import helpers
+    calls = []
+    real = helpers.gradient_check_errors
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(analysis, "gradient_check_errors", counting)
+    rng = np.random.default_rng(0)
+    X, Y = rng.integers(0, 256, size=(5, 784)), rng.integers(0, 10, size=5)
+    first = analysis.gradient_check_report(X, Y, 33.0, 78.0, [4, 10], False, 20, cache_dir=tmp_path)
+    assert len(calls) == 2 and len(list(tmp_path.glob("gradient-check-*.json"))) == 1
+    again = analysis.gradient_check_report(X, Y, 33.0, 78.0, [4, 10], False, 20, cache_dir=tmp_path)
+    assert len(calls) == 2 and again == first
+    analysis.gradient_check_report(X, Y, 33.0, 78.0, [4, 10], True, 20, cache_dir=tmp_path)
+    assert len(calls) == 4 and len(list(tmp_path.glob("gradient-check-*.json"))) == 2

@@ -2,10 +2,11 @@
 renders from the committed figures/results.json, the prose draws conclusions only from the primary
 comparisons' verdicts, and re-rendering from a rerun's results puts its numbers in and keeps the rest.
 
-`report.prose.CLAIMS` holds every number and verdict word the prose quotes, as fragments of their
-cells written over results.json. A changed number, a flipped verdict word or a number quoted
-without a claim fails; so does a conclusion word anywhere but in a rendered verdict. The limits on
-the prose's length are tested here as well.
+`report.prose.CLAIMS` holds every number and result-dependent word the prose quotes, as fragments
+of their cells written over results.json. A changed number, a flipped verdict or estimate word or a
+number quoted without a claim fails; so does a conclusion word anywhere but in a rendered verdict
+or estimate word. The answers' shape (Task 3's three comments) and the limits on the prose's length
+and on intervals in running text are tested here as well.
 """
 
 from __future__ import annotations
@@ -25,11 +26,17 @@ RESULTS = ROOT / "figures" / "results.json"
 MINUS = prose.MINUS
 
 #: Words that conclude which way a difference goes, or that it is real. The prose may use them only
-#: inside a rendered verdict of a primary comparison: a secondary difference is an estimate.
+#: inside a rendered verdict of a primary comparison, or inside an estimate's words rendered by
+#: `clear` (from its interval) or the held-out check: never typed.
 CONCLUSION_WORDS = re.compile(
     r"\b(excludes? zero|rules? out|ruled out|sooner|earlier|later|faster|slower|clearly|"
-    r"significant(ly)?|better|worse|generalises|overfits|underfits|too (small|large|few|many)|"
-    r"does not go|do not go|proves?)\b", re.IGNORECASE)
+    r"significant(ly)?|better|worse|generalises?|overfits?|underfits?|too (small|large|few|many)|"
+    r"does not go|do not go|proves?|jagged)\b", re.IGNORECASE)
+#: The functions whose words a claim may conclude with.
+RENDERED_WORDS = ("verdict(", "clear(", "held_out_check(")
+#: The three comments the assignment asks for under each trick of Task 3, in this order.
+TASK3_LABELS = ("**Convergence speed.**", "**Generalisation and overfitting.**",
+                "**Final accuracy and validation loss.**")
 
 # ================================================================================================
 # Reading the notebook: Markdown cells, running prose
@@ -109,13 +116,23 @@ def other_verdict(task: str, *phrases: str):
     return edit
 
 
+def other_description(measure: str, *phrases: str):
+    """The words `clear` renders for an estimate, and the words of another reading in their place."""
+    def edit(ns):
+        said = prose.render("{clear(%s, %r, %r, %r)}" % (measure, *phrases), ns)
+        return said, next(p for p in phrases if p != said)
+    return edit
+
+
 @pytest.mark.parametrize("cell_id, edit", [
     ("md-3a", lambda ns: (t := prose.render("{est(P['3a'])}", ns), bump(t))),      # a primary difference
     ("md-4d-answer", lambda ns: (t := prose.render("{diff(P['4d'])} points", ns), bump(t))),
     ("md-4b", other_verdict("4b", "128 hidden units are not too many", "128 hidden units are too many",
                             "128 hidden units are not shown to be too many or too few")),
     ("md-3c", other_verdict("3c", "raises", "lowers", "shows no difference in")),
-    ("md-3b", lambda ns: (t := prose.render("{est(S['3b']['best_epoch'], 1, 1, '')}", ns), flip(t))),
+    ("md-3b", other_description("S['3b']['overfit_rise']", "overfits clearly more",
+                                "overfits clearly less", "shows no clear difference in overfitting")),
+    ("md-4e-why", lambda ns: (t := prose.render("{est(I)}", ns), flip(t))),       # the interaction
     ("md-2c", lambda ns: (t := prose.render("{pct(M['2c']['best_val_accuracy'])}", ns), bump(t))),
     ("md-appendix-best", lambda ns: (t := prose.render("({R['best']['top_confusion']['images']} images)", ns),
                                      bump(t))),
@@ -226,10 +243,22 @@ def test_verdict_words_render_only_from_primary_comparisons(results):
     ns = prose.namespace(results)
     with pytest.raises(KeyError):
         ns["verdict"]("4e-lr", "higher", "lower", "no difference")     # a secondary: no verdict
-    for name in ns:
-        assert name not in ("word", "sign", "direction"), "a word for a secondary's sign"
+    with pytest.raises(ValueError, match="verdict"):
+        ns["clear"](results["primary"]["3a"], "up", "down", "none")    # a primary: no estimate words
     said = prose.conclusions(results)
     assert {task for _, task, _ in said} == set(results["primary"])
+
+
+def test_estimate_words_follow_the_interval(results):
+    """`clear` words an estimate by its 95 % interval: up or down only where it excludes zero."""
+    ns = prose.namespace(results)
+    d = dict(diff=0.5, ci_low=0.1, ci_high=0.9, confidence=0.95)
+    assert ns["clear"](d, "up", "down", "none") == "up"
+    assert ns["clear"](dict(d, diff=-0.5, ci_low=-0.9, ci_high=-0.1), "up", "down", "none") == "down"
+    assert ns["clear"](dict(d, ci_low=-0.1), "up", "down", "none") == "none"
+    assert ns["described"] == ["up", "down", "none"]
+    words = [w for _, w in prose.descriptions(results)]
+    assert len(words) >= 20 and any(w.startswith("held-out readings moved") for w in words)
 
 
 def test_no_conclusion_word_outside_a_rendered_verdict(notebook, results):
@@ -239,7 +268,7 @@ def test_no_conclusion_word_outside_a_rendered_verdict(notebook, results):
     for cell_id, text in markdown_cells(notebook).items():
         rest = prose.normalise(running_prose(text))
         for template in prose.CLAIMS.get(cell_id, []):
-            if "verdict(" in template:
+            if any(function in template for function in RENDERED_WORDS):
                 rest = rest.replace(prose.normalise(prose.render(template, ns)), " ")
         found += [f"{cell_id}: {m.group(0)!r} in …{rest[max(0, m.start() - 60):m.end() + 20]}…"
                   for m in CONCLUSION_WORDS.finditer(rest)]
@@ -253,8 +282,58 @@ def test_a_conclusion_word_from_an_estimate_fails(notebook, results):
 
 
 # ================================================================================================
+# The answers' shape: Task 3's three comments, each with its rendered direction word
+# ================================================================================================
+
+def labelled_comments(text: str) -> dict[str, str]:
+    """A cell's paragraphs that start with one of `TASK3_LABELS`, by label."""
+    return {p.split("**", 2)[1]: p for p in text.split("\n\n")
+            if any(p.startswith(label) for label in TASK3_LABELS)}
+
+
+@pytest.mark.parametrize("cell_id", ["md-3a", "md-3b", "md-3c"])
+def test_each_trick_is_answered_in_the_three_comments_the_assignment_asks_for(notebook, results,
+                                                                            cell_id):
+    """Under 3a, 3b and 3c: the three labelled comments, once each and in order, each with a word
+    that says which way its answer goes, rendered from results.json (a verdict or an estimate's
+    words), never typed."""
+    text = markdown_cells(notebook)[cell_id]
+    places = [text.find(label) for label in TASK3_LABELS]
+    assert all(p >= 0 for p in places) and places == sorted(places), places
+    assert all(text.count(label) == 1 for label in TASK3_LABELS)
+    ns = prose.namespace(results)
+    rendered = [prose.normalise(prose.render(t, ns)) for t in prose.CLAIMS[cell_id]
+                if any(function in t for function in RENDERED_WORDS)]
+    for label, paragraph in labelled_comments(text).items():
+        assert any(words in prose.normalise(paragraph) for words in rendered), (
+            f"{cell_id}, {label}: no rendered direction word")
+    assert len(labelled_comments(text)) == 3
+
+
+def test_a_comment_without_its_rendered_word_fails(notebook, results):
+    """The test above bites: the speed comment with its rendered words typed over is caught."""
+    cells = markdown_cells(notebook)
+    ns = prose.namespace(results)
+    template = next(t for t in prose.CLAIMS["md-3a"] if "val_loss_epoch1'], 'makes" in t)
+    typed = cells["md-3a"].replace(prose.render(template, ns), "converges at its own pace")
+    rendered = [prose.normalise(prose.render(t, ns)) for t in prose.CLAIMS["md-3a"]
+                if any(function in t for function in RENDERED_WORDS)]
+    speed = labelled_comments(typed)["Convergence speed."]
+    assert not any(words in prose.normalise(speed) for words in rendered)
+
+
+# ================================================================================================
 # Length
 # ================================================================================================
+
+INTERVAL = re.compile(r"\bCI\b")
+
+
+def test_intervals_live_in_tables_with_about_one_per_answer_in_the_text(notebook):
+    """At most 10 confidence intervals in running prose (tables do not count)."""
+    count = sum(len(INTERVAL.findall(running_prose(c.source))) for c in notebook.cells
+                if c.cell_type == "markdown")
+    assert count <= 10, f"{count} intervals in running text"
 
 def test_running_prose_is_short_and_in_markdown_cells(notebook):
     """At most 2,200 words of running prose (tables, headings and display math not counted), at

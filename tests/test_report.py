@@ -129,15 +129,29 @@ def test_committed_notebook_holds_a_clean_full_run():
 
 
 def check_records(results: dict) -> None:
-    """What the report concludes rests on at least five seeds per configuration, read both ways,
-    and on the pre-named primary comparisons; no wall-clock time is recorded."""
-    for key in ("2c", "3a", "3b", "3c", "4a", "4b", "4d", "4e", "4e-lr"):
+    """What the report concludes rests on at least five seeds per configuration, read both ways and
+    scored on the held-out images, and on the pre-named primary comparisons, each checked on the
+    held-out images; 4e's follow-up has its control and the interaction; no wall-clock time is
+    recorded."""
+    for key in ("2c", "3a", "3b", "3c", "4a", "4b", "4d", "4e", "4e-lr", "3c-lr"):
         run = results["runs"][key]
         assert len(run["seeds"]) >= 5 and len(run["per_seed"]) == len(run["seeds"]), key
         for seed in run["per_seed"]:
             for reading in ("best", "end"):
                 assert set(seed[reading]) == {"val_loss", "val_accuracy", "train_accuracy", "epoch"}, (key, seed)
+            assert set(seed["held_out"]) == {"accuracy", "loss"}, (key, seed)
+            assert 0.8 < seed["held_out"]["accuracy"] <= 1, (key, seed)
     assert set(results["primary"]) == {"3a", "3b", "3c", "4a", "4b", "4d", "4e"}
+    for task, p in results["primary"].items():
+        h = p["held_out"]
+        assert h["confidence"] == p["confidence"] and h["test"] == p["test"], task
+        assert h["ci_low"] <= h["diff"] <= h["ci_high"], task
+    i = results["interaction"]
+    effects = [np.array([s[1]["best"]["val_accuracy"] - s[0]["best"]["val_accuracy"]
+                         for s in zip(results["runs"][a]["per_seed"], results["runs"][b]["per_seed"])])
+               for a, b in (("3c", "3c-lr"), ("4e", "4e-lr"))]
+    assert i["diff"] == pytest.approx(effects[1].mean() - effects[0].mean())
+    assert i["confidence"] == pytest.approx(0.95) and i["ci_low"] < i["diff"] < i["ci_high"]
     assert "seconds" not in json.dumps(results), "wall-clock times are not results"
 
 
@@ -222,9 +236,13 @@ def test_report_under_another_kernel_family_keeps_every_conclusion(tmp_path, mon
     new, old, problems = rerun_and_compare(tmp_path, monkeypatch)
     assert new["environment"]["blas_core"] == family, new["environment"]
     changes = claim_changes(new, old)
+    words = [f"{cell}: {was!r} -> {now!r}" for (cell, now), (_, was)
+             in zip(prose.descriptions(new), prose.descriptions(old)) if now != was]
     report = (f"kernel check: {family} against the committed {old['environment']['blas_core']}: "
               f"{len(changes)} of {sum(map(len, prose.CLAIMS.values()))} quoted fragments change, "
-              f"{len(problems)} problems\n" + "\n".join(changes + problems) + "\n")
+              f"{len(words)} of {len(prose.descriptions(old))} estimate words change (allowed), "
+              f"{len(problems)} problems\n" + "\n".join(changes + ["estimate words:"] + words
+                                                         + problems) + "\n")
     (ROOT / "build").mkdir(exist_ok=True)
     (ROOT / "build" / "kernel-check.txt").write_text(report)
     print(report)
