@@ -2,12 +2,15 @@
 """Check an exported report PDF the way a grader would read it.
 
     python export/check_pdf.py assignment2.pdf --require-heading "Task 1a" \
-        [--require-heading "Task 1b" ...] [--chars "αδΣ∂η"] [--notebook assignment2.ipynb]
+        [--require-heading "Task 1b" ...] [--chars "αδΣ∂η"] [--notebook assignment2.ipynb] \
+        [--heading-by-page "Appendix A=9"]
 
 Fails (exit 1, one message per problem) when
   * text of an ipywidget leaked into the PDF (``interactive(``, ``HBox(`` ...);
   * a required heading is missing (case-insensitive prefix of a PDF bookmark,
     i.e. a Markdown heading, or else of a line of text);
+  * a heading given with ``--heading-by-page TEXT=PAGE`` starts after page PAGE
+    (the first line of text that begins with TEXT), or is not there;
   * a required character is missing from the text.  Default characters:
     α δ Σ ∂ η.  With ``--notebook``, the required characters are instead the
     Greek letters and math symbols typed in the notebook's Markdown prose
@@ -132,6 +135,35 @@ def prose_characters(notebook):
     return "".join(sorted(chars))
 
 
+def heading_page(text, heading):
+    """The page (from 1) whose text has the first line beginning with ``heading``, or None.
+    pdftotext ends every page with a form feed."""
+    wanted = _normalize(heading).lower()
+    for number, page in enumerate(text.split("\f"), start=1):
+        if any(_normalize(line).lower().startswith(wanted) for line in page.splitlines()):
+            return number
+    return None
+
+
+def late_headings(text, limits):
+    """Problems for the headings of ``limits`` (heading -> last page allowed) that start later."""
+    problems = []
+    for heading, limit in limits.items():
+        page = heading_page(text, heading)
+        if page is None or page > limit:
+            problems.append(f"{heading!r} starts on page {page}, after page {limit}" if page
+                            else f"{heading!r} not found, so not by page {limit}")
+    return problems
+
+
+def _page_limit(spec):
+    """'Appendix A=9' -> ('Appendix A', 9)."""
+    heading, _, page = spec.rpartition("=")
+    if not heading or not page.isdigit():
+        raise argparse.ArgumentTypeError(f"expected HEADING=PAGE, got {spec!r}")
+    return heading, int(page)
+
+
 def find_problems(text, bookmarks, headings, chars):
     """Return (problems, found headings) for extracted text and bookmarks."""
     problems = []
@@ -173,6 +205,9 @@ def main(argv=None):
                         help=f"characters that must appear in the text (default {DEFAULT_CHARS})")
     parser.add_argument("--notebook", type=Path,
                         help="require the Greek/math characters of this notebook's Markdown prose")
+    parser.add_argument("--heading-by-page", action="append", default=[], type=_page_limit,
+                        metavar="HEADING=PAGE",
+                        help="a heading that must start on this page or earlier; repeatable")
     args = parser.parse_args(argv)
 
     for tool in ("pdftotext", "pdfinfo"):
@@ -191,6 +226,7 @@ def main(argv=None):
     text = pdf_text(args.pdf)
     bookmarks = reading_order(pdf_bookmarks(args.pdf), text)
     problems, found = find_problems(text, bookmarks, args.require_heading, chars)
+    problems += late_headings(text, dict(args.heading_by_page))
     if "Traceback (most recent call last)" in text:
         print(f"check_pdf: warning: {args.pdf} contains a Python traceback", file=sys.stderr)
     if problems:

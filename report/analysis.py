@@ -21,7 +21,6 @@ from helpers import (
     pre_process_images,
     probe_gradient_norms,
 )
-from report.configurations import RUN_NAMES
 from report.experiments import CODE_VERSION, Run, cached_json, single_threaded_blas
 from report.timing import timed
 
@@ -342,21 +341,23 @@ def step_multiply_adds(config: TrainConfig) -> int:
 
 
 #: How the report names and prints each measure: measure -> (name, scale, decimals). Accuracies
-#: are printed in per cent, their differences in percentage points ("points").
+#: are printed in per cent, their differences in percentage points ("points"). Names are short
+#: (tables print them): "val." is validation, "train." training; a measure is of the kept weights
+#: unless its name says otherwise.
 MEASURES = {
-    "best_val_accuracy": ("validation accuracy, kept weights", 100, 2),
-    "held_out_accuracy": ("held-out accuracy, kept weights", 100, 2),
-    "best_val_loss": ("validation loss, kept weights", 1, 3),
-    "best_train_accuracy": ("training accuracy, kept weights", 100, 2),
-    "best_train_loss": ("training loss, kept weights", 1, 4),
-    "best_epoch": ("epoch of the kept weights", 1, 1),
-    "val_loss_epoch1": ("validation loss after one epoch", 1, 3),
-    "best_gap": ("training − validation accuracy, kept weights", 100, 2),
-    "overfit_rise": ("the rise (validation loss)", 1, 4),
-    "accuracy_gain": ("validation accuracy gained after the kept weights", 100, 2),
-    "end_val_accuracy": ("validation accuracy, end of training", 100, 2),
-    "end_train_accuracy": ("training accuracy, end of training", 100, 2),
-    "val_loss_noise": ("validation loss, mean change between checks", 1, 4),
+    "best_val_accuracy": ("val. accuracy", 100, 2),
+    "held_out_accuracy": ("held-out accuracy", 100, 2),
+    "best_val_loss": ("val. loss", 1, 3),
+    "best_train_accuracy": ("train. accuracy", 100, 2),
+    "best_train_loss": ("train. loss", 1, 4),
+    "best_epoch": ("epoch", 1, 1),
+    "val_loss_epoch1": ("val. loss after one epoch", 1, 3),
+    "best_gap": ("train. − val. accuracy", 100, 2),
+    "overfit_rise": ("the rise", 1, 4),
+    "accuracy_gain": ("val. accuracy gained after", 100, 2),
+    "end_val_accuracy": ("val. accuracy at the end", 100, 2),
+    "end_train_accuracy": ("train. accuracy at the end", 100, 2),
+    "val_loss_noise": ("val. loss change per check", 1, 4),
 }
 
 
@@ -381,14 +382,20 @@ def is_accuracy(measure: str) -> bool:
 
 def reading(d: dict) -> str:
     """An estimate's direction in words, by the report's rule: 'clearly higher' or 'clearly lower'
-    where its interval excludes zero, else 'no clear difference'."""
+    where its interval excludes zero, else 'not clear'."""
     side = verdict(d)
-    return "no clear difference" if side == "no difference shown" else f"clearly {side}"
+    return "not clear" if side == "no difference shown" else f"clearly {side}"
+
+
+#: Measures that are themselves differences of accuracies: their means are in points, not per cent.
+POINTS = {"best_gap", "accuracy_gain"}
 
 
 def _mean(value: float, measure: str) -> str:
     _, scale, digits = MEASURES[measure]
-    return percent(value, digits) if is_accuracy(measure) else f"{scale * value:.{digits}f}"
+    if is_accuracy(measure) and measure not in POINTS:
+        return percent(value, digits)
+    return f"{scale * value:.{digits}f}"
 
 
 def _span(d: dict, measure: str) -> str:
@@ -397,20 +404,19 @@ def _span(d: dict, measure: str) -> str:
     return f"{signed(scale * d['ci_low'], digits)} to {signed(scale * d['ci_high'], digits)}"
 
 
-def _interval(d: dict, measure: str) -> str:
-    """`_span`, with the level where it is not 95 %: '+3.68 to +4.86 (99.3 %)'."""
+def _level(d: dict) -> str:
+    """' (99.3 % CI)' for an interval whose level is not 95 %, else ''."""
     level = 100 * d["confidence"]
-    return _span(d, measure) + ("" if abs(level - 95) < 1e-9 else f" ({level:.1f}\u00a0%)")
+    return "" if abs(level - 95) < 1e-9 else f" ({level:.1f}\u00a0% CI)"
 
 
-def task_table(primary: dict, estimates: dict, measures: Sequence[str],
-               names: dict[str, str] = RUN_NAMES) -> str:
-    """Markdown table of one task's evidence, one row per measure: the two configurations' means
-    over seeds, the difference (later minus earlier; accuracies in points) and its interval, and
-    its reading. The first row is the primary comparison (its Bonferroni interval and verdict with
-    the adjusted p-value), the second its check on the held-out images (same test and level);
-    the other ``measures`` are estimates (``estimates[measure]``, 95 % intervals) read by the
-    `reading` rule."""
+def task_table(primary: dict, estimates: dict, measures: Sequence[str]) -> str:
+    """Markdown table of one task's evidence, one row per measure of the kept weights (unless its
+    name says otherwise): the two configurations' means over seeds, the difference (later minus
+    earlier; accuracies in points) and its interval, and its reading. The first row is the primary
+    comparison (its Bonferroni interval and verdict with the adjusted p-value), the second its
+    check on the held-out images (same test and level); the other ``measures`` are estimates
+    (``estimates[measure]``, 95 % intervals) read by the `reading` rule."""
     rows = []
     held_out = [("held_out_accuracy", primary["held_out"])] if "held_out" in primary else []
     for measure, d in [(primary["measure"], primary), *held_out,
@@ -418,13 +424,14 @@ def task_table(primary: dict, estimates: dict, measures: Sequence[str],
         _, scale, digits = MEASURES[measure]
         words = (f"{d['verdict']} ({format_p(d['adjusted_p_value'])})" if d is primary
                  else reading(d))
-        rows.append(dict(measure=MEASURES[measure][0], before=_mean(d["mean_before"], measure),
+        rows.append(dict(measure=MEASURES[measure][0] + _level(d),
+                         before=_mean(d["mean_before"], measure),
                          after=_mean(d["mean_after"], measure), diff=signed(scale * d["diff"], digits),
-                         ci=_interval(d, measure), reading=words))
+                         ci=_span(d, measure), reading=words))
     return markdown_table(rows, dict(
-        measure="measure (mean over seeds)", before=names.get(primary["before"], primary["before"]),
-        after=names.get(primary["after"], primary["after"]), diff="difference",
-        ci="95 % CI", reading="reading"))
+        measure="kept weights (mean over seeds)",
+        before=primary["before"], after=primary["after"],
+        diff=f"{primary['after']} − {primary['before']}", ci="95 % CI", reading="reading"))
 
 
 def effects_table(rows: Sequence[tuple[str, dict]], measure: str = PRIMARY_MEASURE) -> str:
@@ -432,10 +439,10 @@ def effects_table(rows: Sequence[tuple[str, dict]], measure: str = PRIMARY_MEASU
     difference (accuracies in points), its 95 % interval and its `reading`."""
     _, scale, digits = MEASURES[measure]
     return markdown_table(
-        [dict(label=label, diff=signed(scale * d["diff"], digits), ci=_interval(d, measure),
+        [dict(label=label, diff=signed(scale * d["diff"], digits), ci=_span(d, measure),
               reading=reading(d)) for label, d in rows],
-        dict(label=f"difference in {MEASURES[measure][0]}", diff="estimate", ci="95 % CI",
-             reading="reading"))
+        dict(label=f"difference in {MEASURES[measure][0]} (kept weights)", diff="estimate",
+             ci="95 % CI", reading="reading"))
 
 
 def primary_table(primary: dict, questions: dict[str, str]) -> str:

@@ -220,7 +220,7 @@ def plot_training(history: History, title: str = "") -> Figure:
     training (up to 1). The dotted line and the dots mark the check with the lowest validation
     loss, whose weights early stopping keeps. One legend, below the panels."""
     from matplotlib.lines import Line2D
-    fig, (ax_loss, ax_acc) = _figure(2, width=10, height=4.5)
+    fig, (ax_loss, ax_acc) = _figure(2, width=10, height=3.9)
     train_color, val_color = "#1f77b4", "#d62728"
     steps, smooth = _smoothed_train_loss(history)
     window = history.config.steps_per_check or 1
@@ -271,7 +271,7 @@ def plot_comparison(runs: dict[str, Sequence[Run]], metrics: Sequence[str] = ("l
     """
     from matplotlib.lines import Line2D
     names = names or RUN_NAMES
-    fig, axes = _figure(2, len(metrics), width=10, height=0.4 + 3.5 * len(metrics))
+    fig, axes = _figure(2, len(metrics), width=10, height=0.6 + 2.85 * len(metrics))
     first = next(iter(runs.values()))[0].config
     window = first.steps_per_check
     seeds_drawn = max(len(s) for s in runs.values())
@@ -334,7 +334,7 @@ def plot_initialisation(z_uniform: np.ndarray, z_improved: np.ndarray) -> Figure
     logistic-sigmoid slopes (right) of a fresh first layer, under U(-1, 1) and N(0, 1/fan_in)
     weights; one legend below the panels, with each init's std and share of slopes below 0.01."""
     from matplotlib.patches import Patch
-    fig, (ax_z, ax_s) = _figure(2, width=10, height=4.0)
+    fig, (ax_z, ax_s) = _figure(2, width=10, height=3.5)
     entries = []
     for z, name, color in ((z_uniform, "uniform U(−1, 1)", RUN_COLORS["2c"]),
                            (z_improved, "normal, std 1/√fan_in", RUN_COLORS["3a"])):
@@ -350,7 +350,7 @@ def plot_initialisation(z_uniform: np.ndarray, z_improved: np.ndarray) -> Figure
     ax_z.set_ylabel("density (log scale)")
     ax_z.set_yscale("log")
     ax_s.set_xlabel(r"sigmoid slope $f'(z_j)$ (at most 0.25)")
-    ax_s.set_ylabel("% of hidden activations")
+    ax_s.set_ylabel("% of activations")
     for ax in (ax_z, ax_s):
         ax.grid(alpha=0.3)
     _legend_below(fig, [entries])
@@ -366,7 +366,7 @@ def plot_gradient_norms(init_norms: dict[str, tuple[np.ndarray, str]], deep: Run
     from matplotlib.cm import ScalarMappable
     from matplotlib.colors import BoundaryNorm, ListedColormap
     from matplotlib.lines import Line2D
-    fig, (ax_init, ax_train) = _figure(2, width=10, height=4.3)
+    fig, (ax_init, ax_train) = _figure(2, width=10, height=3.7)
     entries = []
     for label, (norms, color) in init_norms.items():
         ax_init.plot(np.arange(1, norms.size + 1), norms, "o-", color=color, ms=4)
@@ -403,7 +403,7 @@ def plot_sweep(sweep: dict[tuple[int, int], Run], highlight: tuple[int, int] = (
     count (right) against hidden units per layer (log scale), one line per number of hidden
     layers, a star on the Task 3 network; one legend below the panels."""
     from matplotlib.lines import Line2D
-    fig, (ax_acc, ax_par) = _figure(2, width=10, height=4.1)
+    fig, (ax_acc, ax_par) = _figure(2, width=10, height=3.6)
     entries = []
     for depth in sorted({d for d, _ in sweep}):
         widths = sorted(w for d, w in sweep if d == depth)

@@ -392,6 +392,18 @@ def test_checker_logic_without_pdf():
     assert check_pdf.find_problems("𝜂", [], [], "η")[0]
 
 
+def test_a_heading_after_its_page_limit_fails():
+    """--heading-by-page: the first line that begins with the heading, on pdftotext's pages."""
+    text = "Task 1\nIntro\fTask 2\n\fmore text\nAppendix A: the explorer\n\f"
+    assert check_pdf.heading_page(text, "Appendix A") == 3
+    assert check_pdf.late_headings(text, {"Appendix A": 3, "Task 2": 2}) == []
+    assert check_pdf.late_headings(text, {"Appendix A": 2}) == [
+        "'Appendix A' starts on page 3, after page 2"]
+    assert check_pdf.late_headings(text, {"Appendix E": 9}) == [
+        "'Appendix E' not found, so not by page 9"]
+    assert check_pdf._page_limit("Appendix A=9") == ("Appendix A", 9)
+
+
 def test_prose_characters_skip_math(tmp_path):
     nb = new_notebook(cells=[
         new_markdown_cell("Prose α and ≈, math $\\beta = γ$ and $$ω$$, code `λ`."),
