@@ -335,7 +335,7 @@ def export_commands(notebook: Path, out_dir: Path | None) -> dict[str, list[str]
                          *headings],
             pdf_export: export + ["--to", "pdf", str(notebook)] + where,
             pdf_check: [sys.executable, "export/check_pdf.py", str(pdf), "--notebook",
-                        str(notebook), *headings]}
+                        str(notebook), *headings, "--heading-by-page", "Appendix A=9"]}
 
 
 def run_exports(commands: dict[str, list[str]], env: dict, max_wait: float) -> dict[str, float]:
