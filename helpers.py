@@ -862,7 +862,8 @@ class History:
             step, epoch, train_loss, val_loss, train_accuracy, val_accuracy.
         stopped_early: early stopping ended the run before ``num_epochs``.
         diverged: the loss became NaN or infinite; the run was stopped there.
-        seconds: wall time of the run (not part of the reproducible result).
+        seconds: wall time of the run (not part of the reproducible result: it does not take part
+            in comparisons, ``compare=False``).
     """
     config: TrainConfig
     train_loss: np.ndarray
@@ -876,7 +877,7 @@ class History:
     last: dict
     stopped_early: bool
     diverged: bool
-    seconds: float
+    seconds: float = field(compare=False)
     num_parameters: int = field(init=False)
 
     ARRAYS = ("train_loss", "check_steps", "check_train_loss", "val_loss", "train_accuracy",

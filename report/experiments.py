@@ -161,11 +161,12 @@ def load_run(path: Path, config: TrainConfig,
 @dataclass
 class Run:
     """A finished run: its history, the best check's weights, their `held_out_score` (None for
-    data without held-out images), and whether it came from the cache."""
+    data without held-out images), and whether it came from the cache (not part of the run's
+    value: it takes part in no comparison, ``compare=False``)."""
     history: History
     ws: list[np.ndarray]
     held_out: dict | None = None
-    cached: bool = False
+    cached: bool = dataclasses.field(default=False, compare=False)
 
     @property
     def config(self) -> TrainConfig:

@@ -153,14 +153,10 @@ def start_position(baseline: Run) -> Position:
 
 @functools.cache
 def _drawing_code() -> bytes:
-    """What the plots are drawn with: the source of report/plots.py and of this module, and the
-    versions of matplotlib and Pillow (an edit to any of them draws every plot anew). Read once per
-    process: every plot's key needs it, and the drawing code cannot change under a running one."""
-    import matplotlib
-    import PIL
+    """What the plots are drawn with: `plots.drawing_code` and the source of this module (an edit
+    to any of them draws every plot anew). Read once per process."""
     from report import plots
-    sources = [Path(plots.__file__).read_bytes(), Path(__file__).read_bytes()]
-    return b"".join(sources) + f"matplotlib {matplotlib.__version__} PIL {PIL.__version__}".encode()
+    return plots.drawing_code() + Path(__file__).read_bytes()
 
 
 def plot_key(run: Run, baseline: Run, dpi: int) -> str:

@@ -4,16 +4,21 @@ notebook can display it and the explorer can draw one from a background thread.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import hashlib
 import io
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 from matplotlib.figure import Figure
 
-from helpers import History, sigmoid_slope
+import helpers
+from helpers import History, atomic_write, sigmoid_slope
+from report import configurations
 from report.configurations import FIGURE_DIR, RUN_NAMES
 from report.timing import phase
 
@@ -40,21 +45,106 @@ def moving_average(x: np.ndarray, window: int) -> np.ndarray:
     return (c[end] - c[start]) / (end - start)
 
 
-def show_figure(fig: Figure, name: str, folder: str | os.PathLike | None = None, *,
-                alt: str) -> None:
-    """Save ``fig`` (see `save_figure`) and display it in the notebook as PNG (screen, rendered
-    here) and vector PDF (the exported report: the saved file's bytes, not drawn twice), both with
-    fixed metadata: no creation date, so a rerun stores the same bytes. ``alt`` says what the
-    figure shows, for a reader who cannot see it: it is the output's ``alt`` metadata (the image's
-    alt text in the HTML export) and its plain-text form."""
+def show_figure(draw: Callable[..., Figure], *args, name: str, alt: str,
+                folder: str | os.PathLike | None = None, cache: str | os.PathLike | None = None,
+                **kwargs) -> None:
+    """Draw ``draw(*args, **kwargs)``, save it as ``<name>.png`` (150 dpi, for the web) and
+    ``<name>.pdf`` (vector, for print) in ``folder`` (default: the project's figures/), and display
+    it in the notebook as PNG (screen) and PDF (the exported report: the saved file's bytes). No
+    file holds a timestamp, so a rerun stores the same bytes. ``alt`` says what the figure shows,
+    for a reader who cannot see it: it is the output's ``alt`` metadata (the image's alt text in
+    the HTML export) and its plain-text form.
+
+    ``cache``: a folder that keeps the three renderings under the figure's `figure_key` (what it
+    is drawn from and with), so that a rerun from the same runs (a warm re-execution) writes and
+    shows them without drawing again; None draws every time."""
     from IPython.display import display
     if not alt.strip():
         raise ValueError(f"figure {name!r}: give it an alt text saying what it shows")
     with phase("figures"):
-        png_file, pdf_file = save_figure(fig, name, folder)
-        bundle = {"image/png": figure_bytes(fig, "png"), "application/pdf": pdf_file.read_bytes(),
-                  "text/plain": alt}
-    display(bundle, metadata={"image/png": {"alt": alt}}, raw=True)
+        png, pdf, screen = rendered(draw, args, kwargs, cache)
+        folder = Path(folder or FIGURE_DIR)
+        for data, suffix in ((png, ".png"), (pdf, ".pdf")):
+            path = folder / f"{name}{suffix}"
+            if not path.is_file() or path.read_bytes() != data:
+                atomic_write(path, data)
+    display({"image/png": screen, "application/pdf": pdf, "text/plain": alt},
+            metadata={"image/png": {"alt": alt}}, raw=True)
+
+
+@functools.cache
+def drawing_code() -> bytes:
+    """What the figures are drawn with: the source of this module, of the names and colours it
+    reads (report/configurations.py) and of the engine whose records and functions it draws
+    (helpers.py), and the versions of matplotlib and Pillow. Read once per process: the drawing
+    code cannot change under a running one."""
+    import matplotlib
+    import PIL
+    sources = [Path(m.__file__).read_bytes() for m in (helpers, configurations)]
+    return (Path(__file__).read_bytes() + b"".join(sources)
+            + f"matplotlib {matplotlib.__version__} PIL {PIL.__version__}".encode())
+
+
+def _digest(h, value) -> None:
+    """Feed ``value`` into the hash ``h``, tagged with its type: None, numbers, strings, NumPy
+    arrays and scalars, lists, tuples, dicts, and dataclasses (their fields that take part in
+    comparisons: a Run's ``cached`` flag and a History's wall time do not). TypeError for
+    anything else, so that nothing is drawn from what the key does not see."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        h.update(f"{type(value).__name__}:{value!r};".encode())
+    elif isinstance(value, np.ndarray):
+        h.update(f"ndarray:{value.dtype.str}:{value.shape};".encode())
+        h.update(np.ascontiguousarray(value).tobytes())
+    elif isinstance(value, np.generic):
+        _digest(h, value.item())
+    elif isinstance(value, (list, tuple)):
+        h.update(f"{type(value).__name__}[{len(value)}]".encode())
+        for item in value:
+            _digest(h, item)
+    elif isinstance(value, dict):
+        h.update(f"dict[{len(value)}]".encode())
+        for key in sorted(value, key=repr):
+            _digest(h, key)
+            _digest(h, value[key])
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        h.update(f"{type(value).__qualname__}(".encode())
+        for f in dataclasses.fields(value):
+            if f.compare:
+                _digest(h, f.name)
+                _digest(h, getattr(value, f.name))
+    else:
+        raise TypeError(f"a figure drawn from a {type(value).__name__} cannot be keyed: pass "
+                        "arrays, numbers, strings, runs or containers of them")
+
+
+def figure_key(draw: Callable[..., Figure], args: Sequence, kwargs: dict) -> str:
+    """SHA-256 (20 hex digits) of everything a figure is drawn from: the drawing function's name,
+    its arguments' contents (`_digest`) and the drawing code (`drawing_code`)."""
+    h = hashlib.sha256(drawing_code() + draw.__qualname__.encode())
+    _digest(h, list(args))
+    _digest(h, kwargs)
+    return h.hexdigest()[:20]
+
+
+def rendered(draw: Callable[..., Figure], args: Sequence, kwargs: dict,
+             cache: str | os.PathLike | None) -> tuple[bytes, bytes, bytes]:
+    """The figure ``draw(*args, **kwargs)`` as (PNG at 150 dpi, PDF, screen PNG: `figure_bytes`),
+    rendered in that order (a figure with constrained layout can move by a pixel between two
+    renderings, so the order is part of the bytes), or read from ``cache`` under `figure_key`."""
+    files = None
+    if cache is not None:
+        stem = Path(cache) / f"figure-{figure_key(draw, args, kwargs)}"
+        files = [stem.with_suffix(suffix) for suffix in (".png", ".pdf", ".screen.png")]
+        if all(path.is_file() for path in files):
+            return tuple(path.read_bytes() for path in files)
+    fig = draw(*args, **kwargs)
+    png, pdf = io.BytesIO(), io.BytesIO()
+    fig.savefig(png, format="png", dpi=150)
+    fig.savefig(pdf, format="pdf", metadata={"CreationDate": None})  # no timestamp
+    out = (png.getvalue(), pdf.getvalue(), figure_bytes(fig, "png"))
+    for path, data in zip(files or [], out):
+        atomic_write(path, data)
+    return out
 
 
 def figure_bytes(fig: Figure, fmt: str, dpi: int | None = None) -> bytes:
@@ -72,17 +162,6 @@ def figure_bytes(fig: Figure, fmt: str, dpi: int | None = None) -> bytes:
     small = io.BytesIO()
     image.save(small, format="PNG", optimize=True)
     return small.getvalue()
-
-
-def save_figure(fig: Figure, name: str, folder: str | os.PathLike | None = None) -> list[Path]:
-    """Save ``fig`` as ``<name>.png`` (150 dpi, for the web) and ``<name>.pdf`` (vector, for
-    print) in ``folder`` (default: the project's figures/)."""
-    folder = Path(folder or FIGURE_DIR)
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = [folder / f"{name}.png", folder / f"{name}.pdf"]
-    fig.savefig(paths[0], dpi=150)
-    fig.savefig(paths[1], metadata={"CreationDate": None})  # no timestamp: same bytes on rerun
-    return paths
 
 
 #: Legend text size in points before the PDF scales a figure down (a two-panel figure prints at

@@ -306,6 +306,38 @@ def test_a_rerun_renders_the_same_bytes(runs, fmt):
         assert render(make) == render(make)
 
 
+def test_show_figure_draws_a_figure_once_for_the_same_runs(runs, tmp_path, monkeypatch):
+    """A figure shown again from the same runs (a warm rerun) is read from the cache: the same
+    files and the same display, nothing drawn; other arguments draw again. The files are the
+    bytes an uncached rendering gives."""
+    import dataclasses
+
+    import IPython.display
+    shown, drawn = [], []
+    monkeypatch.setattr(IPython.display, "display", lambda data, **kw: shown.append(data))
+
+    def draw(history, title):
+        drawn.append(title)
+        return plots.plot_training(history, title)
+
+    run = runs["2c"][0]
+    show = dict(name="f", alt="a line chart", folder=tmp_path / "fig", cache=tmp_path / "cache")
+    plots.show_figure(draw, run.history, "t", **show)
+    files = [(tmp_path / "fig" / f"f{suffix}").read_bytes() for suffix in (".png", ".pdf")]
+    plots.show_figure(draw, run.history, "t", **show)
+    assert drawn == ["t"] and shown[0] == shown[1]
+    assert shown[0]["application/pdf"] == files[1]
+    assert files == list(plots.rendered(plots.plot_training, (run.history, "t"), {}, None)[:2])
+    plots.show_figure(draw, run.history, "another title", **show)
+    assert drawn == ["t", "another title"]
+    # what does not change a figure does not change its key; anything unknown cannot be keyed
+    key = plots.figure_key(draw, (run,), {})
+    assert plots.figure_key(draw, (dataclasses.replace(run, cached=True),), {}) == key
+    assert plots.figure_key(draw, (runs["2c"][1],), {}) != key
+    with pytest.raises(TypeError, match="cannot be keyed"):
+        plots.figure_key(draw, (object(),), {})
+
+
 def test_legend_reads_row_by_row():
     fig = Figure(figsize=(7, 3), layout="constrained")
     fig.subplots()
