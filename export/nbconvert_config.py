@@ -52,7 +52,10 @@ c.LatexExporter.preprocessors = [
     "pdf_preprocessors.SafeDisplayMathPreprocessor",
 ]
 
-# The LaTeX engine is nbconvert's default, xelatex (needed for fontspec).
+# The LaTeX engine is nbconvert's default, xelatex (needed for fontspec). Two passes, not
+# nbconvert's three: the second writes the bookmarks the first recorded, and a third changed no
+# pixel of the report's pages (checked at 40 dpi, and its text and bookmarks); it saves 1.6 s.
+c.PDFExporter.latex_count = 2
 
 # --- the HTML twin: assignment2.html ---
 # No tag removal (the remove_*_in_pdf tags are the PDF's; the title heading the
