@@ -336,31 +336,30 @@ def problems(cells: dict[str, str], results: dict, claims: dict[str, list[str]] 
     return found
 
 
-def conclusions(results: dict, claims: dict[str, list[str]] | None = None) -> list[tuple[str, str, str]]:
-    """The conclusions the prose draws: (cell id, task, words) for every verdict a claim renders,
-    in the order of the cells and their claims."""
+def _collected(results: dict, claims: dict[str, list[str]] | None, kind: str) -> list[tuple]:
+    """(cell id, item) for every item the claims add to the namespace's list ``kind`` ("said" or
+    "described") as they render, in the order of the cells and their claims."""
     claims = CLAIMS if claims is None else claims
     out = []
     for cell_id, templates in claims.items():
         for template in templates:
             ns = namespace(results)
             render(template, ns)
-            out += [(cell_id, task, words) for task, words in ns["said"]]
+            out += [(cell_id, item) for item in ns[kind]]
     return out
+
+
+def conclusions(results: dict, claims: dict[str, list[str]] | None = None) -> list[tuple[str, str, str]]:
+    """The conclusions the prose draws: (cell id, task, words) for every verdict a claim renders,
+    in the order of the cells and their claims."""
+    return [(cell_id, task, words) for cell_id, (task, words) in _collected(results, claims, "said")]
 
 
 def descriptions(results: dict, claims: dict[str, list[str]] | None = None) -> list[tuple[str, str]]:
     """The words the prose renders from estimates (`clear`): (cell id, words), in the order of
     the cells and their claims. Unlike a verdict, such a word may change with its number on a
     rerun elsewhere; the kernel check prints which did."""
-    claims = CLAIMS if claims is None else claims
-    out = []
-    for cell_id, templates in claims.items():
-        for template in templates:
-            ns = namespace(results)
-            render(template, ns)
-            out += [(cell_id, words) for words in ns["described"]]
-    return out
+    return _collected(results, claims, "described")
 
 
 def rerender_cells(cells: dict[str, str], new: dict, old: list[dict],
