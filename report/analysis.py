@@ -220,8 +220,14 @@ def percent_range(values: np.ndarray) -> str:
 
 
 def signed(x: float, digits: int) -> str:
-    """'+4.31' or '−0.07', with a true minus sign (U+2212), as the prose writes it."""
-    return f"{x:+.{digits}f}".replace("-", "\u2212")
+    """'+4.31' or '−0.07', with a true minus sign (U+2212), as the prose writes it. A value that is
+    not zero but would print as ±0.00 gets up to two more decimals, so that its sign means
+    something: '−0.004', not '−0.00'."""
+    for places in range(digits, digits + 3):
+        text = f"{x:+.{places}f}"
+        if x == 0 or float(text) != 0:
+            break
+    return text.replace("-", "\u2212")
 
 
 def table_widths(columns: Sequence[Sequence[str]], budget: int = 70) -> list[int]:

@@ -164,6 +164,8 @@ def test_format_p():
 
 def test_interval_prints_true_minus_signs():
     assert (analysis.signed(-0.46, 2), analysis.signed(0.06, 2)) == ("\u22120.46", "+0.06")
+    assert analysis.signed(-0.0004, 2) == "\u22120.0004" and analysis.signed(0.004, 2) == "+0.004"
+    assert analysis.signed(0.0, 2) == "+0.00"
     assert analysis.percent(0.96228) == f"96.23{NBSP}%"
     assert analysis.percent_range(np.array([0.9613, 0.9657])) == f"96.13{NBSP}% to 96.57{NBSP}%"
     assert analysis.percent_range(np.array([1.0, 1.0])) == f"100.00{NBSP}%"
