@@ -241,7 +241,7 @@ def run_experiment(config: TrainConfig, data: Dataset, *, cache_dir: str | os.Pa
 
 
 # ================================================================================================
-# Worker processes: each loads the data once, trains the runs it is given, reports progress
+# Worker processes: each reads the kernel's data once, trains the runs it is given, reports progress
 # ================================================================================================
 # A small pool of our own rather than ProcessPoolExecutor, whose shutdown waits for every queued
 # run: on Ctrl-C or the kernel's stop button the parent terminates its workers at once.
@@ -568,7 +568,7 @@ def _run_in_workers(todo: Sequence[TrainConfig], data: Dataset, processes: int,
                 finished(todo[event[1]], event[2])
                 done += 1
             else:
-                which = "loading the data" if event[1] is None else todo[event[1]].label()
+                which = "reading the data" if event[1] is None else todo[event[1]].label()
                 raise RuntimeError(f"a worker failed while {which}:\n{event[2]}")
     except KeyboardInterrupt:
         interrupted = True
